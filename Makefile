@@ -1,0 +1,30 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+
+.PHONY: install test test-fast demo bench clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the pinned requirements
+
+test: $(STAMP)  ## the whole test suite (what CI runs)
+	$(PY) -m pytest -q tests
+
+test-fast: $(STAMP)  ## skip the tests marked slow
+	$(PY) -m pytest -q -m "not slow" tests
+
+demo: $(STAMP)  ## train the demo model on the embedded data set, writes runs/demo/
+	$(PY) -m restorenet_jax.main --config configs/bsd64.py:demo --workdir runs/demo
+
+bench: $(STAMP)  ## benchmark harness, quick CPU shapes
+	$(PY) -m restorenet_jax.bench --quick
+
+clean:
+	rm -rf $(VENV) .cache runs
