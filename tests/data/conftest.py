@@ -1,9 +1,12 @@
 """Helpers and fixtures for the data tests: tiny PNGs with ids encoded in pixels, a tiny data config."""
 import io
+import os
 
 import numpy as np
 import pytest
 from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 
