@@ -25,11 +25,16 @@ from tqdm import tqdm
 from restorenet_jax.data import sources, transforms
 from restorenet_jax.data.transforms import CorruptImageError
 
-_CONFIG = config_flags.DEFINE_config_file('config', 'configs/data.py', 'data config file (configs/data.py)')
-_OUT = flags.DEFINE_string('out', None, 'output folder (created; must be empty or absent)')
-_SPLIT = flags.DEFINE_string('split', None, 'split to export (default: config.train_split)')
-_SEED = flags.DEFINE_integer('seed', 0, 'seed of the kinds and degradations')
-_LIMIT = flags.DEFINE_integer('limit', 0, 'max examples per dataset (0 = all)')
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+    # Defined only when run as a program, so importing this module never clashes with other --config flags.
+    config_flags.DEFINE_config_file('config', 'configs/data.py', 'data config file (configs/data.py)')
+    flags.DEFINE_string('out', None, 'output folder (created; must be empty or absent)')
+    flags.DEFINE_string('split', None, 'split to export (default: config.train_split)')
+    flags.DEFINE_integer('seed', 0, 'seed of the kinds and degradations')
+    flags.DEFINE_integer('limit', 0, 'max examples per dataset (0 = all)')
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:
@@ -82,17 +87,18 @@ def export(data_cfg: ml_collections.ConfigDict, out_dir: str | Path, split: str 
 
 def main(argv: list[str]) -> None:
     del argv
-    if not _OUT.value:
+    if not FLAGS.out:
         print('error: --out is required', file=sys.stderr)
         sys.exit(2)
     try:
-        manifest = export(_CONFIG.value, _OUT.value, _SPLIT.value, _SEED.value, _LIMIT.value)
+        manifest = export(FLAGS.config, FLAGS.out, FLAGS.split, FLAGS.seed, FLAGS.limit)
     except (FileExistsError, FileNotFoundError, KeyError, ValueError) as e:
         print(f'error: {e.args[0] if e.args else e}', file=sys.stderr)
         sys.exit(2)
     kinds = {k: sum(e['kind'] == k for e in manifest['entries']) for k in transforms.KINDS}
-    print(f'{len(manifest["entries"])} pairs written to {_OUT.value} ({kinds}; skipped {manifest["skipped"]})')
+    print(f'{len(manifest["entries"])} pairs written to {FLAGS.out} ({kinds}; skipped {manifest["skipped"]})')
 
 
 if __name__ == '__main__':
+    _define_flags()
     app.run(main)

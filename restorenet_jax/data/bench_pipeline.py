@@ -11,15 +11,20 @@ from __future__ import annotations
 import time
 
 from absl import app, flags
-
 from ml_collections import config_flags
+
 from restorenet_jax.data import pipeline
 
-_CONFIG = config_flags.DEFINE_config_file('config', 'configs/data.py', 'data config file')
-_BATCHES = flags.DEFINE_integer('batches', 30, 'batches to time (after one warm-up batch)')
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 8, 'global batch size')
-_RATIO = flags.DEFINE_string('ratio', '1:0:0:0', 'input-kind ratio (default: all Blur+Noise, the costliest)')
-_CROP = flags.DEFINE_integer('crop', 256, 'crop size')
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+    # Defined only when run as a program, so importing this module never clashes with other --config flags.
+    config_flags.DEFINE_config_file('config', 'configs/data.py', 'data config file')
+    flags.DEFINE_integer('batches', 30, 'batches to time (after one warm-up batch)')
+    flags.DEFINE_integer('batch_size', 8, 'global batch size')
+    flags.DEFINE_string('ratio', '1:0:0:0', 'input-kind ratio (default: all Blur+Noise, the costliest)')
+    flags.DEFINE_integer('crop', 256, 'crop size')
 
 
 def measure(data_cfg, batches: int, batch_size: int, seed: int = 0) -> dict:
@@ -35,13 +40,14 @@ def measure(data_cfg, batches: int, batch_size: int, seed: int = 0) -> dict:
 
 def main(argv: list[str]) -> None:
     del argv
-    cfg = _CONFIG.value
-    cfg.ratio, cfg.crop_size = _RATIO.value, _CROP.value
-    result = measure(cfg, _BATCHES.value, _BATCH_SIZE.value)
+    cfg = FLAGS.config
+    cfg.ratio, cfg.crop_size = FLAGS.ratio, FLAGS.crop
+    result = measure(cfg, FLAGS.batches, FLAGS.batch_size)
     print(f'datasets={cfg.datasets} noise={cfg.noise.kind} ratio={cfg.ratio} crop={cfg.crop_size} '
           f'workers={cfg.num_workers}: {result["crops_per_s"]:.1f} crops/s '
-          f'({result["s_per_batch"] * 1000:.0f} ms per batch of {_BATCH_SIZE.value})')
+          f'({result["s_per_batch"] * 1000:.0f} ms per batch of {FLAGS.batch_size})')
 
 
 if __name__ == '__main__':
+    _define_flags()
     app.run(main)
