@@ -46,7 +46,7 @@ def low_light_noise(image: np.ndarray, rng: np.random.Generator, cfg: ml_collect
       cfg: the 'low_light' sub-config of get_noise_config().
 
     Returns:
-      [H, W, 3] float64 sRGB in [0, 1].
+      [H, W, 3] float32 sRGB in [0, 1].
     """
     camera = sample_camera_params(rng, cfg)
     exposure = _log_uniform(rng, cfg.exposure_range)
@@ -61,7 +61,7 @@ def low_light_noise(image: np.ndarray, rng: np.random.Generator, cfg: ml_collect
 def gaussian_noise(image: np.ndarray, rng: np.random.Generator, cfg: ml_collections.ConfigDict) -> np.ndarray:
     """x + N(0, sigma^2) with sigma ~ U(cfg.sigma_range), i.i.d. per pixel and channel (not clipped)."""
     sigma = rng.uniform(*cfg.sigma_range)
-    return image + sigma * rng.standard_normal(image.shape)
+    return image + np.float32(sigma) * rng.standard_normal(image.shape, dtype=np.float32)
 
 
 def poisson_noise(image: np.ndarray, rng: np.random.Generator, cfg: ml_collections.ConfigDict) -> np.ndarray:
