@@ -144,8 +144,8 @@ def motion_blur_kernel(rng: np.random.Generator, size: int, *, length_range: tup
     Returns:
       [size, size] float32, non-negative, summing to 1.
     """
-    if size < 1:
-        raise ValueError(f'kernel size must be >= 1, got {size}')
+    if size < 1 or num_points < 2:
+        raise ValueError(f'need size >= 1 and num_points >= 2, got size={size}, num_points={num_points}')
     half = (size - 1) / 2.0
     length = rng.uniform(*length_range) * (size - 1)
     heading = rng.uniform(0.0, 2.0 * np.pi) + np.concatenate(
