@@ -46,7 +46,7 @@ def low_light_noise(image: np.ndarray, rng: np.random.Generator, cfg: ml_collect
       cfg: the 'low_light' sub-config of get_noise_config().
 
     Returns:
-      [H, W, 3] float64 sRGB in [0, 1].
+      [H, W, 3] float32 sRGB in [0, 1].
     """
     camera = sample_camera_params(rng, cfg)
     exposure = _log_uniform(rng, cfg.exposure_range)
@@ -61,7 +61,7 @@ def low_light_noise(image: np.ndarray, rng: np.random.Generator, cfg: ml_collect
 def gaussian_noise(image: np.ndarray, rng: np.random.Generator, cfg: ml_collections.ConfigDict) -> np.ndarray:
     """x + N(0, sigma^2) with sigma ~ U(cfg.sigma_range), i.i.d. per pixel and channel (not clipped)."""
     sigma = rng.uniform(*cfg.sigma_range)
-    return image + sigma * rng.standard_normal(image.shape)
+    return image + np.float32(sigma) * rng.standard_normal(image.shape, dtype=np.float32)
 
 
 def poisson_noise(image: np.ndarray, rng: np.random.Generator, cfg: ml_collections.ConfigDict) -> np.ndarray:
@@ -144,8 +144,8 @@ def motion_blur_kernel(rng: np.random.Generator, size: int, *, length_range: tup
     Returns:
       [size, size] float32, non-negative, summing to 1.
     """
-    if size < 1:
-        raise ValueError(f'kernel size must be >= 1, got {size}')
+    if size < 1 or num_points < 2:
+        raise ValueError(f'need size >= 1 and num_points >= 2, got size={size}, num_points={num_points}')
     half = (size - 1) / 2.0
     length = rng.uniform(*length_range) * (size - 1)
     heading = rng.uniform(0.0, 2.0 * np.pi) + np.concatenate(
