@@ -24,7 +24,7 @@ def score_examples(predict: Predict, examples: Iterable[Mapping], on_output: Cal
       on_output: optional callback(example, output) (e.g. to collect sample strips).
     Returns:
       {'overall': {...}, 'groups': {'dataset/kind': {...}}} where each {...} has input_psnr, input_ssim,
-      output_psnr, output_ssim, gain_db and count.
+      output_psnr, output_ssim, gain_db and count. 'overall' excludes the 'gt' kind (identity inputs).
     """
     sums: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for ex in examples:
@@ -35,11 +35,16 @@ def score_examples(predict: Predict, examples: Iterable[Mapping], on_output: Cal
                "input_ssim": metrics.ssim(ex["input"], ex["target"]),
                "output_psnr": metrics.psnr(out, ex["target"]),
                "output_ssim": metrics.ssim(out, ex["target"]), "count": 1}
-        for key in ("overall", f"{ex.get('dataset', 'data')}/{ex.get('kind', 'all')}"):
-            sums[key].update(row)
+        kind = ex.get("kind", "all")
+        sums[f"{ex.get('dataset', 'data')}/{kind}"].update(row)
+        sums["overall" if kind != "gt" else "overall_gt"].update(row)
     if not sums:
         raise ValueError("no evaluation examples")
-    return {"overall": _means(sums.pop("overall")), "groups": {k: _means(v) for k, v in sorted(sums.items())}}
+    # GT-kind inputs equal their targets (infinite input PSNR): they are scored in their own group, and the
+    # overall figure covers the degraded kinds only (unless nothing else was evaluated).
+    overall = sums.pop("overall", None) or sums["overall_gt"]
+    sums.pop("overall_gt", None)
+    return {"overall": _means(overall), "groups": {k: _means(v) for k, v in sorted(sums.items())}}
 
 
 def _means(total: collections.Counter) -> dict:
