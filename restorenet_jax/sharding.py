@@ -26,6 +26,9 @@ def maybe_initialize_distributed() -> None:
         or "TPU_WORKER_HOSTNAMES" in os.environ and "," in os.environ["TPU_WORKER_HOSTNAMES"]
     if not cluster:
         return
+    if os.environ.get("JAX_PLATFORMS", "") == "cpu":
+        # CPU-only clusters (tests, debugging on one machine) need a collectives backend across processes.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if explicit:
         jax.distributed.initialize(os.environ["JAX_COORDINATOR_ADDRESS"],
                                    int(os.environ["JAX_NUM_PROCESSES"]), int(os.environ["JAX_PROCESS_ID"]))

@@ -1,0 +1,45 @@
+"""Run as a script under XLA_FLAGS=--xla_force_host_platform_device_count=8: one train step on a mesh of all 8
+devices and on a mesh of 1 device; prints the largest relative parameter difference as JSON."""
+import json
+import sys
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from restorenet_jax import optim, sharding
+from restorenet_jax.losses import psnr_loss
+from restorenet_jax.models.restorenet import build_model, init_params
+from restorenet_jax.train import model_arch
+from restorenet_jax.train_step import create_train_state, make_train_step
+from tests.training.tiny import tiny_config
+
+
+def one_step(devices, batch):
+    c = tiny_config()
+    arch = model_arch(c)
+    params = init_params(arch, jax.random.PRNGKey(0))
+    labels = optim.group_labels(params, c.freeze.groups)
+    phase = frozenset({"extra"})
+    tx = optim.make_optimizer(c.optim, labels, set(phase))
+    state = create_train_state(params, tx, use_ema=False)
+    mesh = Mesh(np.asarray(devices), (sharding.DATA_AXIS,))
+    state_sh = sharding.param_sharding(mesh, state)
+    fn = jax.jit(make_train_step(build_model(arch), psnr_loss, tx, optim.learning_rate_schedule(c.optim, 10),
+                                 labels, phase, c.optim.grad_clip, 0.0),
+                 in_shardings=(state_sh, sharding.batch_sharding(mesh)),
+                 out_shardings=(state_sh, sharding.replicated(mesh)))
+    state, metrics = fn(jax.device_put(state, state_sh), sharding.global_batch(mesh, batch))
+    return jax.device_get(state.params), float(metrics["loss"])
+
+
+if __name__ == "__main__":
+    assert jax.device_count() == 8, jax.devices()
+    rng = np.random.default_rng(0)
+    batch = {"input": rng.random((8, 16, 16, 3), dtype=np.float32), "target": rng.random((8, 16, 16, 3),
+                                                                                          dtype=np.float32)}
+    p8, l8 = one_step(jax.devices(), batch)
+    p1, l1 = one_step(jax.devices()[:1], batch)
+    diffs = [float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-12))
+             for a, b in zip(jax.tree_util.tree_leaves(p8), jax.tree_util.tree_leaves(p1))]
+    json.dump({"max_rel_diff": max(diffs), "loss8": l8, "loss1": l1}, sys.stdout)
