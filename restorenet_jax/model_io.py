@@ -1,0 +1,108 @@
+"""Saving and loading a model directory: `arch.json` (the architecture) + `params/` (an orbax checkpoint).
+
+This is what the converters write, what `Restorer` reads, and what initialises a RestoreNet branch from a converted
+backbone. Writes are atomic: everything goes to a hidden temporary directory beside the target, which is renamed
+into place only when complete, so a crash never leaves a half-written model directory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from restorenet_jax.models.arch import BaselineArch, ModelArch
+
+ARCH_FILE = "arch.json"
+PARAMS_DIR = "params"
+
+
+class ModelDirError(ValueError):
+    """A directory that is not a usable model directory (missing files, wrong architecture)."""
+
+
+def is_model_dir(path: str | os.PathLike) -> bool:
+    p = Path(path)
+    return (p / ARCH_FILE).is_file() and (p / PARAMS_DIR).is_dir()
+
+
+def save_model_dir(directory: str | os.PathLike, params: Mapping[str, Any], arch: ModelArch, *,
+                   info: Mapping[str, Any] | None = None, overwrite: bool = False) -> Path:
+    """Writes params + arch.json (+ optional info in the JSON) atomically to `directory`.
+
+    Raises FileExistsError if `directory` exists and is not empty, unless `overwrite`.
+    """
+    target = Path(directory).absolute()
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(f"{target} exists and is not empty (use overwrite)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir()
+        host_params = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype=np.float32), dict(params))
+        ckptr = ocp.StandardCheckpointer()
+        ckptr.save(tmp / PARAMS_DIR, host_params)
+        ckptr.wait_until_finished()
+        record = {"arch": arch.to_dict(), "info": dict(info or {})}
+        (tmp / ARCH_FILE).write_text(json.dumps(record, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def read_arch(directory: str | os.PathLike) -> tuple[ModelArch, dict]:
+    """The architecture and info dict of a model directory."""
+    p = Path(directory)
+    if not (p / ARCH_FILE).is_file():
+        raise ModelDirError(f"{p} is not a model directory: {ARCH_FILE} is missing")
+    try:
+        record = json.loads((p / ARCH_FILE).read_text())
+        return ModelArch.from_dict(record["arch"]), dict(record.get("info", {}))
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelDirError(f"{p / ARCH_FILE} is not a valid architecture file: {e}") from e
+
+
+def load_model_dir(directory: str | os.PathLike) -> tuple[ModelArch, dict]:
+    """(arch, params) of a model directory; params as a nested dict of numpy float32 arrays on the host."""
+    p = Path(directory).absolute()
+    arch, _ = read_arch(p)
+    if not (p / PARAMS_DIR).is_dir():
+        raise ModelDirError(f"{p} is not a model directory: {PARAMS_DIR}/ is missing")
+    from restorenet_jax.models.restorenet import abstract_params  # local: keeps `read_arch` free of Flax
+
+    abstract = abstract_params(arch)
+    target = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), abstract)
+    try:
+        params = ocp.StandardCheckpointer().restore(p / PARAMS_DIR, target)
+    except Exception as e:  # orbax raises several types for mismatched trees
+        raise ModelDirError(f"parameters in {p / PARAMS_DIR} do not match {ARCH_FILE}: {e}") from e
+    return arch, jax.tree_util.tree_map(np.asarray, params)
+
+
+def load_backbone_into(params: Mapping[str, Any], branch: str, directory: str | os.PathLike,
+                       expected: BaselineArch | None = None) -> dict:
+    """Returns a copy of RestoreNet `params` whose `branch` ('deblur' or 'denoise') comes from a converted
+    single-Baseline model directory (e.g. the official GoPro or SIDD checkpoint after conversion).
+
+    Raises ModelDirError if the directory does not hold a Baseline or its architecture differs from `expected`.
+    """
+    if branch not in ("deblur", "denoise"):
+        raise ValueError(f"branch must be 'deblur' or 'denoise', not {branch!r}")
+    arch, backbone = load_model_dir(directory)
+    if arch.kind != "baseline":
+        raise ModelDirError(f"{directory} holds a {arch.kind!r} model; a single Baseline is needed for {branch}")
+    if expected is not None and arch.backbone != expected:
+        raise ModelDirError(f"{directory} is {arch.backbone}, but the {branch} branch is configured as {expected}")
+    out = dict(params)
+    out[branch] = backbone
+    return out

@@ -1,0 +1,158 @@
+"""RestoreNet (parallel deblur + denoise backbones, residuals into an extra network) and the serial comparison.
+
+Parameter tree of the parallel model: {'deblur': Baseline params, 'denoise': Baseline params, 'extra': ...}; the
+official keys `intro_supple`, `encoders_supple.L.B...` map to `extra/intro`, `extra/encoders_L_B/...`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from restorenet_jax.models.arch import ExtraArch, ModelArch
+from restorenet_jax.models.baseline import Baseline, UNet
+from restorenet_jax.models.layers import conv, pad_to_multiple
+
+Dtype = Any
+
+
+class ConvDeconv(nn.Module):
+    """The seed's simplest extra model: strided 3x3 convs down, 2x2 transposed convs up, no skips."""
+
+    arch: ExtraArch
+    out_channels: int = 3
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        dt, chan = self.dtype, self.arch.width
+        x = nn.relu(conv(chan, 3, name="intro", dtype=dt)(x.astype(dt)))
+        for i in range(self.arch.levels):
+            chan *= 2
+            x = nn.relu(conv(chan, 3, stride=2, padding=1, name=f"downs_{i}", dtype=dt)(x))
+        for i in range(self.arch.levels):
+            chan //= 2
+            x = nn.relu(nn.ConvTranspose(chan, (2, 2), strides=(2, 2), dtype=dt, param_dtype=jnp.float32,
+                                         name=f"ups_{i}")(x))
+        return conv(self.out_channels, 3, name="ending", dtype=dt)(x)
+
+
+class PlainUNet(nn.Module):
+    """The seed's "U-Net" extra model: two 3x3 conv + ReLU per level, concatenated skips, transposed-conv ups."""
+
+    arch: ExtraArch
+    out_channels: int = 3
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        dt, chan = self.dtype, self.arch.width
+
+        def double_conv(x, c, name):
+            x = nn.relu(conv(c, 3, name=f"{name}_a", dtype=dt)(x))
+            return nn.relu(conv(c, 3, name=f"{name}_b", dtype=dt)(x))
+
+        x = x.astype(dt)
+        skips = []
+        for i in range(self.arch.levels):
+            x = double_conv(x, chan, f"encoders_{i}")
+            skips.append(x)
+            chan *= 2
+            x = conv(chan, 2, stride=2, padding=0, name=f"downs_{i}", dtype=dt)(x)
+        x = double_conv(x, chan, "middle")
+        for i, skip in enumerate(skips[::-1]):
+            chan //= 2
+            x = nn.ConvTranspose(chan, (2, 2), strides=(2, 2), dtype=dt, param_dtype=jnp.float32,
+                                 name=f"ups_{i}")(x)
+            x = double_conv(jnp.concatenate([x, skip], axis=-1), chan, f"decoders_{i}")
+        return conv(self.out_channels, 3, name="ending", dtype=dt)(x)
+
+
+def make_extra(arch: ExtraArch, *, tlc: bool, train_size: tuple[int, int], pad_multiple: int,
+               dtype: Dtype) -> nn.Module:
+    """RestoreNet's extra network on the 6-channel residual stack, selected by `arch.kind` (6 -> 3 channels)."""
+    if arch.kind == "baseline":
+        return UNet(arch.as_baseline(), out_channels=3, global_residual=False, tlc=tlc, train_size=train_size,
+                    pad_multiple=pad_multiple, dtype=dtype)
+    if arch.kind == "conv_deconv":
+        return ConvDeconv(arch, dtype=dtype)
+    return PlainUNet(arch, dtype=dtype)
+
+
+class RestoreNet(nn.Module):
+    """The parallel RestoreNet: out = x + extra(concat(x - deblur(x), x - denoise(x))), as the original code.
+
+    (The original `RestoreNetLocal` is tlc=True: TLC applies to the backbones and the extra network alike.)
+    Input [B, H, W, 3] with any H, W >= 1; output float32 [B, H, W, 3].
+    """
+
+    arch: ModelArch
+    dtype: Dtype = jnp.float32
+
+    def setup(self):
+        a, m = self.arch, self.arch.pad_multiple
+        kw = dict(tlc=a.tlc, train_size=a.train_size, pad_multiple=m, dtype=self.dtype)
+        self.deblur = Baseline(a.deblur, **kw)
+        self.denoise = Baseline(a.denoise, **kw)
+        self.extra = make_extra(a.extra, **kw)
+        if a.extra.refine_conv:  # the seed's "+Conv": a small residual refinement after the extra network
+            self.refine_0 = conv(a.extra.width, 3, name="refine_0", dtype=self.dtype)
+            self.refine_1 = conv(3, 3, name="refine_1", dtype=self.dtype)
+
+    def branches(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The two backbone outputs on an already padded input (used by evaluation to score each branch)."""
+        return self.deblur(x), self.denoise(x)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h, w = x.shape[1:3]
+        inp = pad_to_multiple(x, self.arch.pad_multiple).astype(jnp.float32)
+        deblurred, denoised = self.branches(inp)
+        residuals = jnp.concatenate([inp - deblurred, inp - denoised], axis=-1)
+        correction = self.extra(residuals.astype(self.dtype))
+        if self.arch.extra.refine_conv:
+            correction = correction + self.refine_1(nn.relu(self.refine_0(correction)))
+        y = inp + correction.astype(jnp.float32)
+        return y[:, :h, :w]
+
+
+class SerialNet(nn.Module):
+    """The serial comparison model (original `StraightNet`): deblur(denoise(x)), cropped back."""
+
+    arch: ModelArch
+    dtype: Dtype = jnp.float32
+
+    def setup(self):
+        a = self.arch
+        kw = dict(tlc=a.tlc, train_size=a.train_size, pad_multiple=a.pad_multiple, dtype=self.dtype)
+        self.deblur = Baseline(a.deblur, **kw)
+        self.denoise = Baseline(a.denoise, **kw)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h, w = x.shape[1:3]
+        inp = pad_to_multiple(x, self.arch.pad_multiple)
+        return self.deblur(self.denoise(inp))[:, :h, :w]
+
+
+def build_model(arch: ModelArch, dtype: Dtype = jnp.float32) -> nn.Module:
+    """The Flax module for an architecture. Params are float32 whatever `dtype` (the compute dtype) is."""
+    if arch.kind == "baseline":
+        return Baseline(arch.backbone, tlc=arch.tlc, train_size=arch.train_size, dtype=dtype)
+    if arch.kind == "restorenet":
+        return RestoreNet(arch, dtype=dtype)
+    return SerialNet(arch, dtype=dtype)
+
+
+def init_params(arch: ModelArch, rng: jax.Array, sample_size: int = 32) -> dict:
+    """Initialise parameters with a small input (shapes do not depend on the image size, compile time does)."""
+    model = build_model(arch)
+    size = max(sample_size, arch.pad_multiple)
+    return model.init(rng, jnp.zeros((1, size, size, 3), jnp.float32))["params"]
+
+
+def abstract_params(arch: ModelArch) -> dict:
+    """Parameter shapes/dtypes without computing anything (jax.eval_shape), for full-size models and restores."""
+    model = build_model(arch)
+    size = arch.pad_multiple
+    return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, size, size, 3))))["params"]
