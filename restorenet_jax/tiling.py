@@ -96,7 +96,9 @@ def tiled_apply(fn: ImageFn, image: np.ndarray, tile: int, overlap: int = 32, ma
     def run(group: list[tuple[int, int]]) -> list[np.ndarray]:
         crops = [image[y:y + th, x:x + tw] for y, x in group]
         if batch_fn is not None:
-            return list(np.asarray(batch_fn(np.stack(crops))))
+            # The last group is padded to a full batch so that a jitted batch_fn sees a single shape.
+            padded = crops + [crops[-1]] * (batch_size - len(crops))
+            return list(np.asarray(batch_fn(np.stack(padded))))[:len(crops)]
         return [np.asarray(fn(c)) for c in crops]
 
     step = batch_size if batch_fn is not None else 1
