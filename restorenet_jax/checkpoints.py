@@ -1,6 +1,10 @@
-"""Resolving a "checkpoint" argument to (architecture, parameters) for inference, evaluation and serving.
+"""Training checkpoints (orbax CheckpointManager) and resolving a "checkpoint" argument for inference.
 
-Accepted: a converted model directory (arch.json + params/, see model_io).
+A training workdir holds `arch.json` (the model, as in a model directory) and `checkpoints/<step>/` with items
+'params', 'ema_params' (when EMA is on), 'train' (step, optimiser state, counters) and 'data' (the grain iterator
+state, so a resumed run continues the same data order). Saves are asynchronous and atomic: a run killed mid-save
+leaves a temporary directory that orbax ignores, and the previous checkpoint stays the latest. `best/` is a model
+directory with the parameters of the best validation PSNR so far.
 """
 from __future__ import annotations
 
@@ -8,20 +12,114 @@ import os
 from pathlib import Path
 from typing import Any
 
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
 from restorenet_jax import model_io
 from restorenet_jax.models.arch import ModelArch
 
+CHECKPOINTS = "checkpoints"
+BEST = "best"
+
+
+class TrainCheckpointer:
+    """Saves and restores TrainState + data-iterator state under WORKDIR/checkpoints."""
+
+    def __init__(self, workdir: str | os.PathLike, keep: int = 3, async_save: bool = True):
+        self.directory = Path(workdir).absolute() / CHECKPOINTS
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                               enable_async_checkpointing=async_save)
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, state: Any, data_iter: Any | None = None, force: bool = False) -> bool:
+        import grain
+
+        step = int(state.step)
+        items = dict(params=ocp.args.StandardSave(state.params),
+                     train=ocp.args.StandardSave(_train_part(state)))
+        if state.ema_params is not None:
+            items["ema_params"] = ocp.args.StandardSave(state.ema_params)
+        if data_iter is not None:
+            items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+        return self.manager.save(step, args=ocp.args.Composite(**items), force=force)
+
+    def restore(self, abstract_state: Any, data_iter: Any | None = None, step: int | None = None) -> Any:
+        """The state at `step` (default latest), typed like `abstract_state`; restores `data_iter` in place."""
+        import grain
+
+        step = self.latest_step() if step is None else step
+        items = dict(params=ocp.args.StandardRestore(abstract_state.params),
+                     train=ocp.args.StandardRestore(_train_part(abstract_state)))
+        if abstract_state.ema_params is not None:
+            items["ema_params"] = ocp.args.StandardRestore(abstract_state.ema_params)
+        if data_iter is not None:
+            items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+        out = self.manager.restore(step, args=ocp.args.Composite(**items))
+        train = out["train"]
+        return abstract_state.replace(params=out["params"], opt_state=train["opt_state"], step=train["step"],
+                                      nonfinite_streak=train["nonfinite_streak"],
+                                      nonfinite_total=train["nonfinite_total"],
+                                      ema_params=out["ema_params"] if abstract_state.ema_params is not None else None)
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+def _train_part(state: Any) -> dict:
+    return dict(step=state.step, opt_state=state.opt_state, nonfinite_streak=state.nonfinite_streak,
+                nonfinite_total=state.nonfinite_total)
+
+
+def is_workdir(path: str | os.PathLike) -> bool:
+    p = Path(path)
+    return (p / model_io.ARCH_FILE).is_file() and ((p / CHECKPOINTS).is_dir() or (p / BEST).is_dir())
+
+
+def _restore_workdir_params(workdir: Path, arch: ModelArch) -> dict:
+    from restorenet_jax.models.restorenet import abstract_params
+
+    manager = ocp.CheckpointManager(workdir / CHECKPOINTS)
+    step = manager.latest_step()
+    if step is None:
+        raise model_io.ModelDirError(f"{workdir} has no complete checkpoint in {CHECKPOINTS}/ yet")
+    abstract = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), abstract_params(arch))
+    # EMA parameters, when the run kept them, are the ones meant for inference.
+    item = "ema_params" if (workdir / CHECKPOINTS / str(step) / "ema_params").is_dir() else "params"
+    out = manager.restore(step, args=ocp.args.Composite(**{item: ocp.args.StandardRestore(abstract)}))
+    manager.close()
+    return jax.tree_util.tree_map(np.asarray, out[item])
+
 
 def resolve_model(path: str | os.PathLike, which: str = "latest") -> tuple[ModelArch, dict]:
-    """(arch, params) from a model directory.
+    """(arch, params) from a model directory or a training workdir.
 
-    Raises model_io.ModelDirError with a message saying what was expected when `path` is not usable.
+    Args:
+      path: a model directory (arch.json + params/) or a training workdir (arch.json + checkpoints/).
+      which: for a workdir, 'latest' (newest checkpoint; EMA parameters if kept) or 'best' (best validation PSNR).
+    Raises:
+      model_io.ModelDirError saying what was expected when `path` is not usable.
     """
     p = Path(path)
     if not p.exists():
         raise model_io.ModelDirError(f"{p}: no such checkpoint directory")
     if model_io.is_model_dir(p):
         return model_io.load_model_dir(p)
+    if is_workdir(p):
+        if which == "best":
+            if not model_io.is_model_dir(p / BEST):
+                raise model_io.ModelDirError(f"{p} has no best checkpoint yet (it appears after an evaluation)")
+            return model_io.load_model_dir(p / BEST)
+        if which != "latest":
+            raise ValueError(f"which must be 'latest' or 'best', not {which!r}")
+        arch, _ = model_io.read_arch(p)
+        return arch, _restore_workdir_params(p.absolute(), arch)
     raise model_io.ModelDirError(
-        f"{p} is not a model directory (expected arch.json and params/ inside, as written by "
-        f"`python -m convert.torch_to_flax`)")
+        f"{p} is neither a model directory (arch.json + params/, as written by `python -m convert.torch_to_flax`) "
+        f"nor a training workdir (arch.json + checkpoints/, as written by `python -m restorenet_jax.main`)")

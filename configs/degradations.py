@@ -1,0 +1,87 @@
+"""Default degradation settings: synthetic noise and synthetic blur, applied per image in the data pipeline.
+
+`get_noise_config()` and `get_blur_config()` return ConfigDicts consumed by
+`restorenet_jax.data.degradations.add_noise` / `synthetic_blur`. Only the sub-config named by `kind` is read.
+Variants override a few fields, e.g.::
+
+    noise = get_noise_config(); noise.kind = 'gaussian'; noise.gaussian.sigma_range = (5 / 255, 25 / 255)
+
+Images are float32 in [0, 1]; every noise level below is on that scale.
+"""
+import ml_collections
+
+
+def get_noise_config() -> ml_collections.ConfigDict:
+    """Noise synthesis settings (see restorenet_jax/data/degradations.py and camera_pipeline.py)."""
+    cfg = ml_collections.ConfigDict()
+    # Which noise model to apply: 'low_light' (physics, Brooks et al. 2019 + exposure drop), 'gaussian',
+    # 'poisson', 'danet' (learned generator, needs danet_checkpoint) or 'none'.
+    cfg.kind = 'low_light'
+    # Directory written by `python -m convert.danet DANet.pt DIR`; required when kind == 'danet'.
+    cfg.danet_checkpoint = ''
+
+    # --- 'low_light': sRGB -> linear camera RGB (unprocess) -> darken -> shot+read noise -> back to sRGB.
+    ll = ml_collections.ConfigDict()
+    # Red white-balance gain drawn uniformly from this range (Brooks et al. 2019, Sec. 3).
+    ll.red_gain_range = (1.9, 2.4)
+    # Blue white-balance gain drawn uniformly from this range (Brooks et al. 2019).
+    ll.blue_gain_range = (1.5, 1.9)
+    # Overall brightness gain is 1 / N(mean, std) (Brooks et al. 2019: N(0.8, 0.1)).
+    ll.rgb_gain_inverse_mean = 0.8
+    ll.rgb_gain_inverse_std = 0.1
+    # Keep near-white pixels saturated when inverting white balance (the paper's "safe" inverse gains).
+    ll.preserve_highlights = True
+    # Shot-noise variance factor: log(shot) ~ U(log lo, log hi) (Brooks et al. 2019: 1e-4 .. 0.012).
+    ll.shot_noise_range = (1e-4, 0.012)
+    # log(read) = slope * log(shot) + intercept + N(0, read_log_std): the paper's fit over real sensors.
+    ll.read_noise_slope = 2.18
+    ll.read_noise_intercept = 1.20
+    ll.read_noise_log_std = 0.26
+    # Exposure factor multiplying the linear image before noise (dark scene => noise dominates); drawn
+    # log-uniformly from this range. (1.0, 1.0) disables the darkening and reproduces plain Brooks et al.
+    ll.exposure_range = (0.1, 0.5)
+    # True: divide by the exposure again after the noise, like a CCTV camera's auto gain ("gain-boosted
+    #   dark CCTV": same brightness as the target, strong noise in the shadows) -- pairs stay brightness-aligned.
+    # False: leave the frame dark ("dark CCTV" look: dim and noisy); the target stays bright, so the model
+    #   must also brighten.
+    ll.rebrighten = True
+    cfg.low_light = ll
+
+    # --- 'gaussian': additive white Gaussian noise, i.i.d. per pixel and channel.
+    cfg.gaussian = ml_collections.ConfigDict()
+    # Standard deviation drawn uniformly per image from this range ([0, 1] image scale; 50/255 ~ 0.196).
+    cfg.gaussian.sigma_range = (0.0, 50.0 / 255.0)
+
+    # --- 'poisson': photon counting, noisy = Poisson(peak * x) / peak.
+    cfg.poisson = ml_collections.ConfigDict()
+    # Photon count of a white pixel, drawn log-uniformly per image (smaller = noisier).
+    cfg.poisson.peak_range = (10.0, 1000.0)
+    return cfg
+
+
+def get_blur_config() -> ml_collections.ConfigDict:
+    """Synthetic blur settings (see restorenet_jax/data/degradations.py)."""
+    cfg = ml_collections.ConfigDict()
+    # Which blur to apply: 'motion' (random camera-shake trajectory), 'uniform' (box) or 'none'.
+    cfg.kind = 'motion'
+    # numpy.pad mode used at the borders so the output keeps the input's [H, W].
+    cfg.pad_mode = 'reflect'
+
+    # --- 'motion': kernel = a rasterised random smooth trajectory.
+    cfg.motion = ml_collections.ConfigDict()
+    # Kernel side length drawn uniformly from the odd integers in this closed range.
+    cfg.motion.size_range = (9, 25)
+    # Kernel parameters passed to motion_blur_kernel(rng, size, **params):
+    cfg.motion.params = ml_collections.ConfigDict()
+    # Trajectory length as a fraction of (size - 1), drawn uniformly per kernel.
+    cfg.motion.params.length_range = (0.5, 1.0)
+    # Std (radians) of the heading change per trajectory step: 0 = straight line, larger = curvier shake.
+    cfg.motion.params.curvature = 0.1
+    # Number of trajectory samples splatted onto the grid (dense enough for a continuous streak).
+    cfg.motion.params.num_points = 64
+
+    # --- 'uniform': box kernel, as in BSD-B's synthetic uniform blur.
+    cfg.uniform = ml_collections.ConfigDict()
+    # Kernel side length drawn uniformly from the odd integers in this closed range.
+    cfg.uniform.size_range = (3, 15)
+    return cfg

@@ -1,0 +1,169 @@
+"""grain input pipeline: dataset mix, brightness filter, paired augmentation, the four input kinds, batching.
+
+Training (per dataset of the mix): source records -> this process's shard (`ds[process_index::process_count]`,
+disjoint) -> seeded shuffle, a fresh order each epoch -> infinite repeat -> per-example `random_map` (decode, filter,
+crop/flip/rot90, kind + on-the-fly degradation; rejected examples become None, which grain drops) -> weighted
+`IterDataset.mix` -> batch. Augmentation runs before degradation so the noise stays i.i.d. per pixel. Everything
+random derives from the seed (and the element index), so two runs give identical batches and
+`get_state()/set_state()` (or `grain.checkpoint.CheckpointSave/Restore` through orbax) resume exactly.
+
+Eval: every source example, in file order, in each configured kind (`eval_kinds`), optionally centre-cropped;
+noise seeded by (seed, dataset, example, kind). No brightness filter (the seed validated on dark images too).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import grain
+import ml_collections
+import numpy as np
+from absl import logging
+
+from restorenet_jax.data import sources, transforms
+from restorenet_jax.data.transforms import KINDS, CorruptImageError
+
+
+@dataclasses.dataclass
+class DataStats:
+    """In-process counters (with worker processes each worker counts for itself and logs its own warnings)."""
+
+    seen: int = 0  # records read
+    dark: int = 0  # excluded by the brightness filter
+    corrupt: int = 0  # skipped: undecodable or input/target mismatch
+    small: int = 0  # skipped: smaller than the crop (small_images == 'skip')
+    kinds: dict = dataclasses.field(default_factory=lambda: {k: 0 for k in KINDS})  # examples produced per kind
+
+
+def _derive_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+def _record_name(record: dict) -> str:
+    name = record.get('name', b'?')
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+class _TrainExample:
+    """Record + rng -> {'input', 'target'} [crop, crop, 3] float32, or None when filtered/skipped."""
+
+    def __init__(self, data_cfg: ml_collections.ConfigDict, pair_kind: str, label: str, epoch_len: int,
+                 stats: DataStats):
+        self.cfg, self.pair_kind, self.label, self.stats = data_cfg, pair_kind, label, stats
+        self.probs = transforms.parse_ratio(data_cfg.ratio)
+        self.epoch_len = epoch_len
+        self.rejected_in_row = 0
+
+    def _reject(self) -> None:
+        # A whole epoch without a usable example would make the infinite iterator spin forever.
+        self.rejected_in_row += 1
+        if self.rejected_in_row > self.epoch_len:
+            raise ValueError(f'{self.label}: no usable example in a whole epoch (all dark, corrupt or too small)')
+
+    def __call__(self, record: dict, rng: np.random.Generator) -> dict | None:
+        cfg, stats = self.cfg, self.stats
+        stats.seen += 1
+        try:
+            inp, tgt = transforms.decode_pair(record)
+        except CorruptImageError as e:
+            if cfg.on_corrupt == 'raise':
+                raise
+            stats.corrupt += 1
+            logging.warning('%s: skipping corrupt example %s (%s); %d skipped so far', self.label,
+                            _record_name(record), e, stats.corrupt)
+            return self._reject()
+        if transforms.is_dark(tgt, cfg.brightness_threshold):
+            stats.dark += 1
+            if stats.dark & (stats.dark - 1) == 0:  # log at 1, 2, 4, 8... to keep logs short
+                logging.info('%s: %d examples excluded so far by the brightness filter (V <= %g), %d read',
+                             self.label, stats.dark, cfg.brightness_threshold, stats.seen)
+            return self._reject()
+        cropped = transforms.random_crop_pair(inp, tgt, cfg.crop_size, rng, cfg.small_images)
+        if cropped is None:
+            stats.small += 1
+            return self._reject()
+        inp, tgt = transforms.random_flip_rot(*cropped, rng, cfg.random_flip, cfg.random_rot90)
+        kind = transforms.draw_kind(rng, self.probs)
+        stats.kinds[kind] += 1
+        self.rejected_in_row = 0
+        x = transforms.degrade(inp, tgt, kind, self.pair_kind, rng, cfg)
+        return {'input': np.asarray(x, np.float32), 'target': np.asarray(tgt, np.float32)}
+
+
+def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, seed: int, global_batch_size: int,
+                        process_index: int = 0, process_count: int = 1,
+                        stats: DataStats | None = None) -> grain.DatasetIterator:
+    """Infinite iterator of training batches for this process.
+
+    Yields {'input': [b, H, W, 3] float32, 'target': [b, H, W, 3] float32} in [0, 1], b = global_batch_size //
+    process_count, H = W = data_cfg.crop_size. The iterator has get_state()/set_state() and works with
+    grain.checkpoint.CheckpointSave/CheckpointRestore. `stats` (optional) receives in-process counters.
+    """
+    if global_batch_size % process_count:
+        raise ValueError(f'global batch {global_batch_size} not divisible by {process_count} processes')
+    if data_cfg.crop_size <= 0:
+        raise ValueError('training needs crop_size > 0 (a batch needs one image size)')
+    if data_cfg.on_corrupt not in ('skip', 'raise'):
+        raise ValueError(f"on_corrupt must be 'skip' or 'raise', got {data_cfg.on_corrupt!r}")
+    stats = stats if stats is not None else DataStats()
+    datasets, weights = [], []
+    for i, spec in enumerate(sources.parse_specs(data_cfg.datasets)):
+        if spec.weight == 0:
+            continue
+        source = sources.open_source(spec, data_cfg.train_split, data_cfg)
+        ds = grain.MapDataset.source(source)[process_index::process_count]
+        if len(ds) == 0:
+            raise ValueError(f'{spec.label}: process {process_index} of {process_count} gets no examples')
+        logging.info('%s: %d examples for process %d/%d', spec.label, len(ds), process_index, process_count)
+        ds = ds.seed(_derive_seed(seed, i, process_index))
+        if data_cfg.shuffle:
+            ds = ds.shuffle()  # grain reshuffles each epoch of the repeat with a per-epoch seed
+        ds = ds.repeat()
+        ds = ds.random_map(_TrainExample(data_cfg, sources.pair_kind(spec), spec.label, len(source), stats))
+        datasets.append(ds.to_iter_dataset())
+        weights.append(spec.weight)
+    ds = datasets[0] if len(datasets) == 1 else grain.IterDataset.mix(datasets, weights)
+    ds = ds.batch(global_batch_size // process_count, drop_remainder=True)
+    if data_cfg.num_workers > 0:
+        ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=data_cfg.num_workers,
+                                                         per_worker_buffer_size=data_cfg.worker_buffer_size))
+    return iter(ds)
+
+
+def make_eval_examples(data_cfg: ml_collections.ConfigDict, *, split: str = 'test', seed: int = 0,
+                       limit: int | None = None) -> list[dict]:
+    """Deterministic eval examples for every dataset in data_cfg.eval_datasets.
+
+    Each dict: 'input', 'target' [H, W, 3] float32 in [0, 1] (full image, or data_cfg.eval_crop centre crop),
+    'kind' (one of KINDS), 'dataset' (label), 'name' (record name). Each source example appears once per kind in
+    data_cfg.eval_kinds. `limit` (default data_cfg.eval_limit; 0/None = all) caps source examples per dataset.
+    Corrupt examples follow data_cfg.on_corrupt.
+    """
+    limit = limit if limit is not None else (data_cfg.eval_limit or None)
+    kinds = [k.strip() for k in data_cfg.eval_kinds.split(',') if k.strip()]
+    for k in kinds:
+        if k not in KINDS:
+            raise ValueError(f'unknown eval kind {k!r}; expected some of {KINDS}')
+    examples = []
+    for d, spec in enumerate(sources.parse_specs(data_cfg.eval_datasets)):
+        source = sources.open_source(spec, split, data_cfg)
+        n = len(source) if not limit else min(limit, len(source))
+        skipped = 0
+        for i in range(n):
+            record = source[i]
+            try:
+                inp, tgt = transforms.decode_pair(record)
+            except CorruptImageError as e:
+                if data_cfg.on_corrupt == 'raise':
+                    raise
+                skipped += 1
+                logging.warning('%s: skipping corrupt eval example %s (%s)', spec.label, _record_name(record), e)
+                continue
+            inp, tgt = transforms.center_crop(inp, data_cfg.eval_crop), transforms.center_crop(tgt, data_cfg.eval_crop)
+            for k, kind in enumerate(kinds):
+                rng = np.random.default_rng([seed, d, i, KINDS.index(kind)])
+                x = transforms.degrade(inp, tgt, kind, sources.pair_kind(spec), rng, data_cfg)
+                examples.append({'input': np.asarray(x, np.float32), 'target': tgt, 'kind': kind,
+                                 'dataset': spec.label, 'name': _record_name(record)})
+        logging.info('%s/%s: %d eval examples x %d kinds (%d corrupt skipped)', spec.label, spec.split or split,
+                     n - skipped, len(kinds), skipped)
+    return examples

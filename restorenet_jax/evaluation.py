@@ -1,0 +1,87 @@
+"""Scoring restored images: PSNR/SSIM of the degraded input and of the output, per dataset and input kind.
+
+Used by the trainer (periodic eval, the final report) and the evaluate CLI. Examples are dicts with 'input',
+'target' ([H, W, 3] float32 in [0, 1]), 'kind' and 'dataset' (as `data.pipeline.make_eval_examples` yields).
+"""
+from __future__ import annotations
+
+import collections
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+
+from restorenet_jax import metrics
+
+Predict = Callable[[np.ndarray], np.ndarray]  # [H, W, 3] -> [H, W, 3]
+
+
+def score_examples(predict: Predict, examples: Iterable[Mapping], on_output: Callable | None = None) -> dict:
+    """Mean PSNR/SSIM of input and output against the target, overall and per 'dataset/kind'.
+
+    Args:
+      predict: the restoration function (outputs are clipped to [0, 1] before scoring).
+      examples: eval examples.
+      on_output: optional callback(example, output) (e.g. to collect sample strips).
+    Returns:
+      {'overall': {...}, 'groups': {'dataset/kind': {...}}} where each {...} has input_psnr, input_ssim,
+      output_psnr, output_ssim, gain_db and count. 'overall' excludes the 'gt' kind (identity inputs).
+    """
+    sums: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for ex in examples:
+        out = np.clip(predict(ex["input"]), 0.0, 1.0)
+        if on_output is not None:
+            on_output(ex, out)
+        row = {"input_psnr": metrics.psnr(ex["input"], ex["target"]),
+               "input_ssim": metrics.ssim(ex["input"], ex["target"]),
+               "output_psnr": metrics.psnr(out, ex["target"]),
+               "output_ssim": metrics.ssim(out, ex["target"]), "count": 1}
+        kind = ex.get("kind", "all")
+        sums[f"{ex.get('dataset', 'data')}/{kind}"].update(row)
+        sums["overall" if kind != "gt" else "overall_gt"].update(row)
+    if not sums:
+        raise ValueError("no evaluation examples")
+    # GT-kind inputs equal their targets (infinite input PSNR): they are scored in their own group, and the
+    # overall figure covers the degraded kinds only (unless nothing else was evaluated).
+    overall = sums.pop("overall", None) or sums["overall_gt"]
+    sums.pop("overall_gt", None)
+    return {"overall": _means(overall), "groups": {k: _means(v) for k, v in sorted(sums.items())}}
+
+
+def _means(total: collections.Counter) -> dict:
+    n = total["count"]
+    # PSNR of an exact match is infinite; cap so that means stay finite and JSON-serialisable.
+    out = {k: float(min(total[k] / n, 100.0)) for k in ("input_psnr", "input_ssim", "output_psnr", "output_ssim")}
+    out["gain_db"] = out["output_psnr"] - out["input_psnr"]
+    out["count"] = int(n)
+    return out
+
+
+def sample_strip(inp: np.ndarray, out: np.ndarray, target: np.ndarray, gap: int = 4) -> np.ndarray:
+    """input | output | target side by side on white, [H, 3W + 2*gap, 3] float32."""
+    h, w = target.shape[:2]
+    strip = np.ones((h, 3 * w + 2 * gap, 3), np.float32)
+    for i, img in enumerate((inp, out, target)):
+        strip[:, i * (w + gap): i * (w + gap) + w] = np.clip(img, 0.0, 1.0)
+    return strip
+
+
+def stack_rows(rows: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Strips of possibly different sizes one under another on white."""
+    width = max(r.shape[1] for r in rows)
+    height = sum(r.shape[0] for r in rows) + gap * (len(rows) - 1)
+    canvas = np.ones((height, width, 3), np.float32)
+    y = 0
+    for r in rows:
+        canvas[y: y + r.shape[0], : r.shape[1]] = r
+        y += r.shape[0] + gap
+    return canvas
+
+
+def format_table(result: Mapping) -> str:
+    """A Markdown table of score_examples' result."""
+    lines = ["| group | n | input PSNR | output PSNR | gain dB | input SSIM | output SSIM |",
+             "|---|---|---|---|---|---|---|"]
+    for name, r in [*result["groups"].items(), ("overall", result["overall"])]:
+        lines.append(f"| {name} | {r['count']} | {r['input_psnr']:.2f} | {r['output_psnr']:.2f} | "
+                     f"{r['gain_db']:+.2f} | {r['input_ssim']:.4f} | {r['output_ssim']:.4f} |")
+    return "\n".join(lines)

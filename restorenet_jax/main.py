@@ -1,0 +1,46 @@
+"""Train RestoreNet (or a single Baseline) from a config file.
+
+    python -m restorenet_jax.main --config configs/bsd64.py --workdir runs/bsd64
+    python -m restorenet_jax.main --config configs/bsd64.py:demo --workdir runs/demo --config.num_train_steps=100
+
+Any config field can be overridden with --config.FIELD=VALUE. Re-running the same command resumes from the newest
+checkpoint in the workdir. On a TPU VM pod or a SLURM allocation, start the same command on every host.
+"""
+from __future__ import annotations
+
+import sys
+
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from restorenet_jax import sharding
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training configuration file (configs/*.py[:variant]).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and the report.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    sharding.maybe_initialize_distributed()
+    logging.info("process %d of %d; devices: %s", jax.process_index(), jax.process_count(), jax.devices())
+    from restorenet_jax import train
+    from restorenet_jax.initialization import InitError
+
+    try:
+        report = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    except (InitError, train.NonFiniteError) as e:
+        logging.error("%s", e)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    o = report["overall"]
+    print(f"held-out: input {o['input_psnr']:.2f} dB -> output {o['output_psnr']:.2f} dB "
+          f"({o['gain_db']:+.2f} dB); SSIM {o['input_ssim']:.4f} -> {o['output_ssim']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

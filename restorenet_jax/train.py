@@ -1,0 +1,223 @@
+"""train_and_evaluate: backbone initialisation (or brief pre-training), the training loop, evaluation, report.
+
+The loop is data parallel over one Mesh of all devices (jit with shardings, donated state), resumes from the
+newest checkpoint in the workdir (state, RNG-free deterministic data iterator included), skips non-finite steps,
+and logs to metrics.jsonl / TensorBoard with a progress bar.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from tqdm import tqdm
+
+from restorenet_jax import checkpoints, evaluation, model_io, optim, sharding
+from restorenet_jax.losses import get_loss
+from restorenet_jax.models.arch import ModelArch
+from restorenet_jax.models.restorenet import build_model
+from restorenet_jax.train_step import TrainState, create_train_state, make_train_step
+
+MakeIter = Callable[..., Any]
+
+
+class NonFiniteError(RuntimeError):
+    """Too many consecutive non-finite steps: the run stops (the last good checkpoint stays)."""
+
+
+def model_arch(config: ml_collections.ConfigDict) -> ModelArch:
+    """The ModelArch described by config.model."""
+    return ModelArch.from_dict(config.model.to_dict())
+
+
+def _default_iter(data_cfg, **kw):
+    from restorenet_jax.data import pipeline
+
+    return pipeline.make_train_iterator(data_cfg, **kw)
+
+
+def _eval_examples(config: ml_collections.ConfigDict) -> list[dict]:
+    from restorenet_jax.data import pipeline
+
+    return pipeline.make_eval_examples(config.data, split=config.eval.split, seed=config.seed,
+                                       limit=config.eval.limit or None)
+
+
+def make_predict(arch: ModelArch, params: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """Float32 single-image predict (jit cache per shape) for evaluation."""
+    model = build_model(arch, dtype=jnp.float32)
+    fwd = jax.jit(lambda p, x: model.apply({"params": p}, x))
+    return lambda x: np.asarray(fwd(params, jnp.asarray(x[None], jnp.float32))[0])
+
+
+def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path, params: Any,
+              make_train_iter: MakeIter | None = None, evaluate_fn: Callable | None = None) -> TrainState:
+    """Trains `params` for config.num_train_steps in `workdir`, resuming from its newest checkpoint if any.
+
+    Args:
+      evaluate_fn: optional callback(step, params) -> metrics dict, run every config.eval_every_steps.
+    """
+    mesh = sharding.make_mesh()
+    n_dev, n_proc = jax.device_count(), jax.process_count()
+    if config.batch_size % n_dev or config.batch_size % n_proc:
+        raise ValueError(f"batch_size {config.batch_size} must be divisible by the device count {n_dev}")
+    labels = optim.group_labels(params, config.freeze.groups)
+    groups = sorted(set(jax.tree_util.tree_leaves(labels)))
+    phases = optim.stage_phases(config.freeze, groups)
+    trainable_any = set().union(*[p for p, _ in phases])
+    tx = optim.make_optimizer(config.optim, labels, trainable_any)
+    schedule = optim.learning_rate_schedule(config.optim, config.num_train_steps)
+    state = create_train_state(params, tx, use_ema=config.optim.ema_decay > 0)
+    state_sh = sharding.param_sharding(mesh, state, config.shard_params_min_size)
+    state = jax.device_put(state, state_sh)
+
+    data_iter = (make_train_iter or _default_iter)(
+        config.data, seed=config.seed, global_batch_size=config.batch_size, process_index=jax.process_index(),
+        process_count=n_proc)
+    ckpt = checkpoints.TrainCheckpointer(workdir, keep=config.keep_checkpoints)
+    if ckpt.latest_step() is not None:
+        state = ckpt.restore(state, data_iter)
+        state = jax.device_put(state, state_sh)
+        logging.info("resumed %s at step %d", workdir, int(state.step))
+
+    model = build_model(arch, dtype=jnp.dtype(config.compute_dtype))
+    loss_fn = get_loss(config.loss)
+    step_fns = {}
+    for phase, _ in phases:
+        fn = make_train_step(model, loss_fn, tx, schedule, labels, phase, config.optim.grad_clip,
+                             config.optim.ema_decay)
+        step_fns[phase] = jax.jit(fn, in_shardings=(state_sh, sharding.batch_sharding(mesh)),
+                                  out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=0)
+
+    is_main = jax.process_index() == 0
+    writer = _writer(workdir, is_main)
+    start = int(state.step)
+    total = config.num_train_steps
+    bar = tqdm(total=total, initial=start, desc=f"train {workdir.name}", disable=not is_main, dynamic_ncols=True)
+    t_last, s_last = time.perf_counter(), start
+    for step in range(start, total):
+        batch = sharding.global_batch(mesh, next(data_iter))
+        state, metrics = step_fns[optim.phase_at(phases, step)](state, batch)
+        done = step + 1
+        bar.update(1)
+        if done % config.log_every_steps == 0 or done == total:
+            m = jax.device_get(metrics)
+            now = time.perf_counter()
+            dt = (now - t_last) / max(done - s_last, 1)
+            t_last, s_last = now, done
+            m.update(step_time_s=dt, images_per_s=config.batch_size / dt,
+                     nonfinite_total=int(state.nonfinite_total))
+            writer.scalars(done, m)
+            bar.set_postfix(loss=f"{m['loss']:.3f}", psnr=f"{m['psnr']:.2f}", lr=f"{m['learning_rate']:.1e}")
+            _check_finite(state, config, done)
+        if evaluate_fn is not None and config.eval_every_steps and done % config.eval_every_steps == 0:
+            writer.scalars(done, evaluate_fn(done, _eval_params(state)), prefix="eval")
+        if done % config.checkpoint_every_steps == 0 or done == total:
+            _check_finite(state, config, done)  # never write a checkpoint from a diverged run
+            ckpt.save(state, data_iter, force=done == total)
+    bar.close()
+    ckpt.wait()
+    ckpt.close()
+    writer.close()
+    return state
+
+
+def _check_finite(state: TrainState, config, step: int) -> None:
+    streak = int(state.nonfinite_streak)
+    if streak:
+        logging.warning("step %d: %d consecutive non-finite steps skipped (%d in all)", step, streak,
+                        int(state.nonfinite_total))
+    if streak >= config.max_nonfinite_steps:
+        raise NonFiniteError(f"{streak} consecutive non-finite losses/gradients at step {step}; stopping. The last "
+                             "checkpoint holds the last good parameters. Lower optim.lr or check the data.")
+
+
+def _eval_params(state: TrainState) -> Any:
+    return state.ema_params if state.ema_params is not None else state.params
+
+
+class _NullWriter:
+    def scalars(self, *a, **k):
+        pass
+
+    def image(self, *a, **k):
+        pass
+
+    def close(self):
+        pass
+
+
+def _writer(workdir: Path, enabled: bool):
+    from restorenet_jax.metric_writer import MetricWriter
+
+    return MetricWriter(workdir) if enabled else _NullWriter()
+
+
+def write_run_files(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path) -> None:
+    """config.json and arch.json (the latter makes the workdir loadable by Restorer.from_checkpoint)."""
+    if jax.process_index() != 0:
+        return
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+    (workdir / model_io.ARCH_FILE).write_text(json.dumps({"arch": arch.to_dict(), "info": {"source": "training"}},
+                                                         indent=2))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
+                       make_train_iter: MakeIter | None = None) -> dict:
+    """Initialises (or resumes), trains, evaluates; returns the final report (also WORKDIR/report.json)."""
+    from restorenet_jax.initialization import initial_params
+
+    workdir = Path(workdir).absolute()
+    arch = model_arch(config)
+    write_run_files(config, arch, workdir)
+    started = time.perf_counter()
+    resuming = checkpoints.TrainCheckpointer(workdir).latest_step() is not None
+    params = initial_params(config, arch, workdir, make_train_iter, resuming)
+
+    examples: list[dict] = []
+    best = {"psnr": -np.inf}
+
+    def evaluate_fn(step, p):
+        if not examples:
+            examples.extend(_eval_examples(config))
+        result = evaluation.score_examples(make_predict(arch, p), examples)
+        if result["overall"]["output_psnr"] > best["psnr"] and jax.process_index() == 0:
+            best["psnr"] = result["overall"]["output_psnr"]
+            model_io.save_model_dir(workdir / checkpoints.BEST, jax.device_get(p), arch, overwrite=True,
+                                    info={"step": step, "psnr": best["psnr"]})
+        return {k: v for k, v in result["overall"].items() if k != "count"}
+
+    state = run_stage(config, arch, workdir, params, make_train_iter, evaluate_fn)
+    report = final_report(config, arch, workdir, _eval_params(state), examples)
+    report["wall_time_s"] = time.perf_counter() - started
+    if jax.process_index() == 0:
+        (workdir / "report.json").write_text(json.dumps(report, indent=2))
+        logging.info("report: %s", json.dumps(report["overall"]))
+    return report
+
+
+def final_report(config, arch: ModelArch, workdir: Path, params: Any, examples: list[dict]) -> dict:
+    """Scores the held-out split; writes side_by_side.png (input | output | target rows)."""
+    if not examples:
+        examples.extend(_eval_examples(config))
+    rows = []
+
+    def keep(ex, out):
+        if len(rows) < config.eval.num_samples:
+            rows.append(evaluation.sample_strip(ex["input"], out, ex["target"]))
+
+    result = evaluation.score_examples(make_predict(arch, jax.device_get(params)), examples, on_output=keep)
+    if jax.process_index() == 0 and rows:
+        from PIL import Image
+
+        img = evaluation.stack_rows(rows)
+        Image.fromarray((img * 255 + 0.5).astype(np.uint8)).save(workdir / "side_by_side.png")
+        (workdir / "report.md").write_text(evaluation.format_table(result) + "\n")
+    return {**result, "steps": int(config.num_train_steps), "model": arch.kind}

@@ -1,0 +1,122 @@
+"""The train step: finite loss, overfitting a fixed batch, freezing (bit-identical frozen groups), alternation."""
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from restorenet_jax import optim
+from restorenet_jax.losses import psnr_loss
+from restorenet_jax.models.restorenet import build_model, init_params
+from restorenet_jax.train import model_arch
+from restorenet_jax.train_step import create_train_state, make_train_step
+from tests.training.tiny import tiny_config
+
+
+def _setup(stage="extra", kind="restorenet", steps=100, **freeze):
+    c = tiny_config(**{"freeze.stage": stage, "model.kind": kind, "num_train_steps": steps,
+                       "optim.grad_clip": 1.0, "optim.lr": 3e-3})
+    for k, v in freeze.items():
+        c.freeze[k] = v
+    if kind == "baseline":
+        c.model.backbone = c.model.deblur
+        c.freeze.groups = ml_collections.ConfigDict(dict(backbone=".*"))
+    arch = model_arch(c)
+    params = init_params(arch, jax.random.PRNGKey(0))
+    labels = optim.group_labels(params, c.freeze.groups)
+    phases = optim.stage_phases(c.freeze, sorted(set(jax.tree_util.tree_leaves(labels))))
+    tx = optim.make_optimizer(c.optim, labels, set().union(*[p for p, _ in phases]))
+    state = create_train_state(params, tx, use_ema=False)
+    sched = optim.learning_rate_schedule(c.optim, steps)
+    model = build_model(arch)
+    fns = {p: jax.jit(make_train_step(model, psnr_loss, tx, sched, labels, p, c.optim.grad_clip, 0.0))
+           for p, _ in phases}
+    return state, fns, phases
+
+
+def _batch(seed=0, n=2, size=16):
+    rng = np.random.default_rng(seed)
+    target = rng.random((n, size, size, 3), dtype=np.float32)
+    noisy = np.clip(target + 0.1 * rng.standard_normal(target.shape), 0, 1).astype(np.float32)
+    return {"input": jnp.asarray(noisy), "target": jnp.asarray(target)}
+
+
+@pytest.fixture(scope="module")
+def extra_stage():
+    """One compiled stage-'extra' step shared by several tests (compiling dominates their time)."""
+    return _setup("extra", steps=20)
+
+
+def test_one_step_is_finite_and_changes_only_trainable_params(extra_stage):
+    state, fns, phases = extra_stage
+    new, m = fns[phases[0][0]](state, _batch())
+    assert np.isfinite(float(m["loss"])) and int(new.step) == 1 and int(m["skipped"]) == 0
+    for branch in ("deblur", "denoise"):
+        for a, b in zip(jax.tree_util.tree_leaves(state.params[branch]), jax.tree_util.tree_leaves(new.params[branch])):
+            assert np.array_equal(np.asarray(a), np.asarray(b))
+    changed = [not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(state.params["extra"]),
+                                                           jax.tree_util.tree_leaves(new.params["extra"]))]
+    assert any(changed)
+
+
+def test_overfits_a_fixed_batch():
+    state, fns, phases = _setup("full", kind="baseline", steps=300)
+    fn = fns[phases[0][0]]
+    batch = _batch(1)
+    losses = []
+    for _ in range(300):
+        state, m = fn(state, batch)
+        losses.append(float(m["loss"]))
+    assert np.isfinite(losses).all()
+    # PSNR loss is -PSNR: the fitted batch must gain several dB.
+    assert losses[-1] < losses[0] - 5.0, (losses[0], losses[-1])
+
+
+def test_extra_stage_keeps_backbones_bit_identical_over_many_steps(extra_stage):
+    state, fns, phases = extra_stage
+    start = jax.tree_util.tree_map(np.asarray, state.params)
+    for i in range(20):
+        state, _ = fns[phases[0][0]](state, _batch(i))
+    for branch in ("deblur", "denoise"):
+        jax.tree_util.tree_map(lambda a, b: np.testing.assert_array_equal(a, np.asarray(b)), start[branch],
+                               state.params[branch])
+
+
+def test_alternate_stage_alternates_the_frozen_side():
+    state, fns, phases = _setup("alternate", steps=8, alternate_order=("deblur", "extra"), alternate_steps=(2, 2))
+    assert [sorted(p) for p, _ in phases] == [["deblur"], ["extra"]]
+    history = []
+    for step in range(8):
+        before = jax.tree_util.tree_map(np.asarray, state.params)
+        state, _ = fns[optim.phase_at(phases, step)](state, _batch(step))
+        moved = {g: any(not np.array_equal(a, np.asarray(b)) for a, b in
+                        zip(jax.tree_util.tree_leaves(before[g]), jax.tree_util.tree_leaves(state.params[g])))
+                 for g in ("deblur", "denoise", "extra")}
+        history.append(moved)
+    expected_deblur = [True, True, False, False, True, True, False, False]
+    assert [h["deblur"] for h in history] == expected_deblur
+    assert [h["extra"] for h in history] == [not d for d in expected_deblur]
+    assert not any(h["denoise"] for h in history)
+
+
+def test_nan_batch_is_skipped_and_counted(extra_stage):
+    state, fns, phases = extra_stage
+    fn = fns[phases[0][0]]
+    state, _ = fn(state, _batch(0))
+    bad = _batch(1)
+    bad["input"] = bad["input"].at[0, 3, 3, 0].set(jnp.nan)
+    before = jax.tree_util.tree_map(np.asarray, state.params)
+    state, m = fn(state, bad)
+    assert int(m["skipped"]) == 1 and int(state.nonfinite_total) == 1 and int(state.nonfinite_streak) == 1
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_array_equal(a, np.asarray(b)), before, state.params)
+    state, m = fn(state, _batch(2))
+    assert int(m["skipped"]) == 0 and int(state.nonfinite_streak) == 0 and int(state.nonfinite_total) == 1
+
+
+def test_group_typo_is_an_error_not_a_silent_freeze():
+    c = tiny_config()
+    params = init_params(model_arch(c), jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="matches no group"):
+        optim.group_labels(params, {"deblur": "^deblur/", "denoise": "^denoise/", "extra": "^extr/"})
+    with pytest.raises(ValueError, match="several groups"):
+        optim.group_labels(params, {"a": "^deblur/", "b": "deblur", "denoise": "^denoise/", "extra": "^extra/"})

@@ -1,0 +1,30 @@
+"""Tiny training configurations for tests: the demo config shrunk to 16-pixel crops and width-4 models."""
+from configs import bsd64
+from configs.default import baseline_arch
+
+
+def tiny_config(**overrides):
+    c = bsd64.get_config("demo")
+    c.model.deblur = baseline_arch(4, (1, 1), 1, (1, 1))
+    c.model.denoise = baseline_arch(4, (1, 1), 1, (1, 1))
+    c.model.extra.width = 4
+    c.model.extra.enc_blk_nums = (1, 1)
+    c.model.extra.dec_blk_nums = (1, 1)
+    c.model.train_size = (16, 16)
+    c.data.crop_size = 16
+    c.data.eval_crop = 32
+    c.eval.limit = 2
+    c.data.eval_kinds = "blur_noise"
+    c.batch_size = 2
+    c.num_train_steps = 6
+    c.pretrain.steps = 0
+    c.init.allow_random_backbones = True
+    c.log_every_steps = 2
+    c.checkpoint_every_steps = 3
+    for k, v in overrides.items():
+        node = c
+        *parents, leaf = k.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = v
+    return c
