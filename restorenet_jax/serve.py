@@ -177,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     p = argparse.ArgumentParser(prog="python -m restorenet_jax.serve", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="converted model directory or training workdir")
+    p.add_argument("--best", action="store_true", help="from a training workdir, use the best checkpoint by "
+                   "validation PSNR instead of the latest")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest accepted upload in MiB")
@@ -203,7 +205,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from restorenet_jax.model_io import ModelDirError
 
     try:
-        restorer = Restorer.from_checkpoint(args.checkpoint, tlc=args.tlc, dtype="bfloat16" if args.bf16 else "float32")
+        restorer = Restorer.from_checkpoint(args.checkpoint, tlc=args.tlc, dtype="bfloat16" if args.bf16 else "float32",
+                                            **({"which": "best"} if args.best else {}))
     except (ModelDirError, OSError, ValueError) as e:
         print(f"error: cannot load --checkpoint {args.checkpoint}: {e}", file=sys.stderr)
         return 2

@@ -10,6 +10,9 @@ from PIL import Image
 from restorenet_jax import media_io, metrics, png16, restore
 from tests.tiny_model import gentle_checkpoint, gentle_restorer, tiny_checkpoint, tiny_restorer
 
+# imageio-ffmpeg starts ffmpeg with subprocess (fork + exec at once), which JAX's fork warning does not concern.
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
+
 H, W = 24, 32  # every test image has this upright size: one jit compilation for the folder
 
 
@@ -171,6 +174,18 @@ def test_tiling_on_off(mixed_folder, tmp_path_factory, tmp_path, monkeypatch):
     # Measured: ~60 dB between tiled (16 px tiles, overlap 8) and untiled output of this near-identity model.
     score = metrics.psnr(a, b)
     assert 40 < score < 100, score
+
+
+def test_bf16_close_to_fp32(mixed_folder, tmp_path_factory, tmp_path):
+    ckpt = gentle_checkpoint(tmp_path_factory)
+    src = mixed_folder / "b_rgb16.png"
+    for name, extra in (("fp32", []), ("bf16", ["--bf16"])):
+        assert restore.main(["--checkpoint", str(ckpt), str(src), "--output", str(tmp_path / name), "-q"]
+                            + extra) == 0
+    a, b = (png16.read_png16((tmp_path / d / "b_rgb16.png").read_bytes()).astype(np.float64) / 65535
+            for d in ("fp32", "bf16"))
+    score = metrics.psnr(a, b)
+    assert 30 < score < 120, score  # bf16 really used (not bit-identical), and close
 
 
 def test_bad_arguments(ckpt, tmp_path, mixed_folder):
