@@ -101,30 +101,33 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
     total = config.num_train_steps
     bar = tqdm(total=total, initial=start, desc=f"train {workdir.name}", disable=not is_main, dynamic_ncols=True)
     t_last, s_last = time.perf_counter(), start
-    for step in range(start, total):
-        batch = sharding.global_batch(mesh, next(data_iter))
-        state, metrics = step_fns[optim.phase_at(phases, step)](state, batch)
-        done = step + 1
-        bar.update(1)
-        if done % config.log_every_steps == 0 or done == total:
-            m = jax.device_get(metrics)
-            now = time.perf_counter()
-            dt = (now - t_last) / max(done - s_last, 1)
-            t_last, s_last = now, done
-            m.update(step_time_s=dt, images_per_s=config.batch_size / dt,
-                     nonfinite_total=int(state.nonfinite_total))
-            writer.scalars(done, m)
-            bar.set_postfix(loss=f"{m['loss']:.3f}", psnr=f"{m['psnr']:.2f}", lr=f"{m['learning_rate']:.1e}")
-            _check_finite(state, config, done)
-        if evaluate_fn is not None and config.eval_every_steps and done % config.eval_every_steps == 0:
-            writer.scalars(done, evaluate_fn(done, _eval_params(state)), prefix="eval")
-        if done % config.checkpoint_every_steps == 0 or done == total:
-            _check_finite(state, config, done)  # never write a checkpoint from a diverged run
-            ckpt.save(state, data_iter, force=done == total)
-    bar.close()
-    ckpt.wait()
-    ckpt.close()
-    writer.close()
+    try:
+        for step in range(start, total):
+            batch = sharding.global_batch(mesh, next(data_iter))
+            state, metrics = step_fns[optim.phase_at(phases, step)](state, batch)
+            done = step + 1
+            bar.update(1)
+            if done % config.log_every_steps == 0 or done == total:
+                m = jax.device_get(metrics)
+                now = time.perf_counter()
+                dt = (now - t_last) / max(done - s_last, 1)
+                t_last, s_last = now, done
+                m.update(step_time_s=dt, images_per_s=config.batch_size / dt,
+                         nonfinite_total=int(state.nonfinite_total))
+                writer.scalars(done, m)
+                bar.set_postfix(loss=f"{m['loss']:.3f}", psnr=f"{m['psnr']:.2f}", lr=f"{m['learning_rate']:.1e}")
+                _check_finite(state, config, done)
+            if evaluate_fn is not None and config.eval_every_steps and done % config.eval_every_steps == 0:
+                writer.scalars(done, evaluate_fn(done, _eval_params(state)), prefix="eval")
+            if done % config.checkpoint_every_steps == 0 or done == total:
+                _check_finite(state, config, done)  # never write a checkpoint from a diverged run
+                ckpt.save(state, data_iter, force=done == total)
+    finally:
+        # Also on errors and interrupts: finish the checkpoint in flight so that no completed work is lost.
+        bar.close()
+        ckpt.wait()
+        ckpt.close()
+        writer.close()
     return state
 
 

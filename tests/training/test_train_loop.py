@@ -1,0 +1,93 @@
+"""train_and_evaluate end to end on tiny models and the embedded set: outputs, NaN handling, init errors."""
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from restorenet_jax import checkpoints, train
+from restorenet_jax.data import pipeline
+from restorenet_jax.initialization import InitError
+from restorenet_jax.inference import Restorer
+from tests.training.tiny import tiny_config
+
+
+class NanInjector:
+    """Wraps the real train iterator and poisons the inputs of chosen batches (checkpointable like the original)."""
+
+    def __init__(self, inner, poison_from: int, poison_to: int):
+        self.inner, self.poison, self.count = inner, range(poison_from, poison_to), 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = dict(next(self.inner))
+        if self.count in self.poison:
+            batch["input"] = batch["input"].copy()
+            batch["input"][0, 0, 0, 0] = np.nan
+        self.count += 1
+        return batch
+
+    def get_state(self):
+        return json.dumps({"inner": self.inner.get_state(), "count": self.count}).encode()
+
+    def set_state(self, state):
+        s = json.loads(state)
+        self.inner.set_state(s["inner"])
+        self.count = s["count"]
+
+    def start_prefetch(self):
+        pass
+
+
+def _injecting(poison_from, poison_to):
+    return lambda cfg, **kw: NanInjector(pipeline.make_train_iterator(cfg, **kw), poison_from, poison_to)
+
+
+def _metrics(workdir):
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_tiny_run_writes_everything_and_restores(tmp_path):
+    report = train.train_and_evaluate(tiny_config(), tmp_path)
+    for name in ("report.json", "report.md", "side_by_side.png", "metrics.jsonl", "arch.json", "config.json"):
+        assert (tmp_path / name).is_file(), name
+    assert list((tmp_path / "tensorboard").iterdir()), "TensorBoard event file missing"
+    rows = [m for m in _metrics(tmp_path) if m["split"] == "train"]
+    assert [m["step"] for m in rows] == [2, 4, 6]
+    for key in ("loss", "psnr", "learning_rate", "grad_norm", "step_time_s", "images_per_s"):
+        assert all(np.isfinite(m[key]) for m in rows), key
+    assert set(report["overall"]) >= {"input_psnr", "output_psnr", "input_ssim", "output_ssim", "gain_db"}
+    assert json.loads((tmp_path / "report.json").read_text())["overall"] == report["overall"]
+    assert checkpoints.TrainCheckpointer(tmp_path).latest_step() == 6
+    # The workdir is a checkpoint for inference, giving the final parameters.
+    arch, params = checkpoints.resolve_model(tmp_path)
+    assert arch == train.model_arch(tiny_config())
+    y = Restorer(arch, params)(np.full((11, 13, 3), 0.5, np.float32))
+    assert y.shape == (11, 13, 3)
+
+
+def test_injected_nan_is_skipped_counted_and_checkpoint_stays_finite(tmp_path):
+    train.train_and_evaluate(tiny_config(), tmp_path, make_train_iter=_injecting(1, 2))
+    last = [m for m in _metrics(tmp_path) if m["split"] == "train"][-1]
+    assert last["nonfinite_total"] == 1
+    _, params = checkpoints.resolve_model(tmp_path)
+    assert all(np.isfinite(v).all() for v in jax.tree_util.tree_leaves(params))
+
+
+def test_repeated_nonfinite_steps_stop_the_run_keeping_good_checkpoints(tmp_path):
+    config = tiny_config(**{"max_nonfinite_steps": 3, "num_train_steps": 12})
+    with pytest.raises(train.NonFiniteError, match="consecutive non-finite"):
+        train.train_and_evaluate(config, tmp_path, make_train_iter=_injecting(1, 100))
+    step = checkpoints.TrainCheckpointer(tmp_path).latest_step()
+    assert step is not None and step < 12
+    _, params = checkpoints.resolve_model(tmp_path)
+    assert all(np.isfinite(v).all() for v in jax.tree_util.tree_leaves(params))
+
+
+def test_frozen_random_backbones_are_refused(tmp_path):
+    with pytest.raises(InitError, match="python -m convert.torch_to_flax"):
+        train.train_and_evaluate(tiny_config(**{"init.allow_random_backbones": False}), tmp_path / "a")
+    with pytest.raises(InitError, match="does not exist"):
+        train.train_and_evaluate(tiny_config(**{"init.deblur": str(tmp_path / "missing")}), tmp_path / "b")
