@@ -1,0 +1,154 @@
+"""The web service through real HTTP on loopback: round trip, every bad input, a burst of concurrent uploads."""
+import asyncio
+import io
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from restorenet_jax import serve
+from tests.live_server import live_server
+from tests.tiny_model import tiny_checkpoint, tiny_restorer
+
+H, W = 24, 32
+
+
+def _png(h=H, w=W, seed=0, mode="RGB") -> bytes:
+    arr = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).convert(mode).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def restorer(tmp_path_factory):
+    r = tiny_restorer(tmp_path_factory)
+    r(np.zeros((H, W, 3), np.float32))  # compile before the timing-sensitive tests
+    return r
+
+
+@pytest.fixture(scope="module")
+def server(restorer):
+    settings = serve.ServeSettings(max_upload_bytes=200_000, max_pixels=64 * 64, queue_size=4)
+    with live_server(serve.create_app(restorer, settings)) as url:
+        yield url
+
+
+def test_round_trip(server, restorer):
+    data = _png()
+    r = httpx.post(f"{server}/api/restore", files={"image": ("../../etc/x.png", data, "image/png")}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    out = Image.open(io.BytesIO(r.content))
+    assert out.size == (W, H) and out.mode == "RGB"
+    src = np.asarray(Image.open(io.BytesIO(data))).astype(np.float32) / 255
+    expected = np.round(restorer(src) * 255)
+    assert np.abs(np.asarray(out).astype(np.float64) - expected).max() <= 1
+
+
+def test_health_page_and_docs(server):
+    h = httpx.get(f"{server}/healthz").json()
+    assert h["status"] == "ok" and h["model"] == "restorenet" and h["queue_size"] == 4
+    page = httpx.get(f"{server}/")
+    assert page.status_code == 200 and 'id="file"' in page.text and "api/restore" in page.text
+    spec = httpx.get(f"{server}/openapi.json").json()
+    assert "/api/restore" in spec["paths"] and "/healthz" in spec["paths"]
+    assert httpx.get(f"{server}/docs").status_code == 200
+
+
+@pytest.mark.parametrize("case,status", [
+    ("too_many_bytes", 413), ("too_many_pixels", 413), ("not_an_image", 415), ("missing_field", 400),
+    ("not_multipart", 400), ("corrupt_png", 415)])
+def test_bad_inputs(server, case, status):
+    url = f"{server}/api/restore"
+    if case == "too_many_bytes":
+        r = httpx.post(url, files={"image": ("a.png", b"\0" * 300_000, "image/png")})
+    elif case == "too_many_pixels":
+        r = httpx.post(url, files={"image": ("a.png", _png(65, 64), "image/png")})
+    elif case == "not_an_image":
+        r = httpx.post(url, files={"image": ("a.png", b"hello, this is text", "text/plain")})
+    elif case == "missing_field":
+        r = httpx.post(url, files={"picture": ("a.png", _png(), "image/png")})
+    elif case == "not_multipart":
+        r = httpx.post(url, content=_png(), headers={"content-type": "image/png"})
+    else:  # a valid PNG header (passes the size check) with the pixel data cut off
+        r = httpx.post(url, files={"image": ("a.png", _png()[:60], "image/png")})
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json" and r.json()["error"]
+    assert httpx.get(f"{server}/healthz").json()["status"] == "ok"
+
+
+def test_chunked_upload_over_the_limit(server):
+    # No Content-Length: the cap must hold while streaming.
+    def body():
+        yield b"--xyz\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n"
+        for _ in range(40):
+            yield b"\0" * 10_000
+        yield b"\r\n--xyz--\r\n"
+
+    r = httpx.post(f"{server}/api/restore", content=body(),
+                   headers={"content-type": "multipart/form-data; boundary=xyz"})
+    assert r.status_code == 413 and r.json()["error"]
+
+
+class _Slow:
+    """The real restorer, 0.2 s slower per call, so that a burst of uploads reliably meets a full queue."""
+
+    def __init__(self, restorer):
+        self.inner, self.arch = restorer, restorer.arch
+
+    def __call__(self, x, clip=True):
+        time.sleep(0.2)
+        return self.inner(x, clip=clip)
+
+
+def test_twenty_concurrent_uploads_with_queue_of_four(restorer):
+    uploads = [_png(seed=i) for i in range(20)]
+    app = serve.create_app(_Slow(restorer), serve.ServeSettings(queue_size=4))
+    with live_server(app) as url:
+        async def burst():
+            async with httpx.AsyncClient(timeout=120) as client:
+                return await asyncio.gather(*[
+                    client.post(f"{url}/api/restore", files={"image": ("x.png", d, "image/png")}) for d in uploads])
+
+        answers = asyncio.run(burst())
+        codes = [a.status_code for a in answers]
+        assert set(codes) <= {200, 503}, codes
+        assert codes.count(200) >= 1
+        assert codes.count(503) >= 1, codes  # 20 at once against 4 places: some must be turned away
+        for a, d in zip(answers, uploads):
+            if a.status_code == 200:
+                np.testing.assert_array_equal(  # each answer belongs to its own upload
+                    np.asarray(Image.open(io.BytesIO(a.content))),
+                    np.round(restorer(np.asarray(Image.open(io.BytesIO(d))) / np.float32(255)) * 255))
+            else:
+                assert a.json()["error"]
+        h = httpx.get(f"{url}/healthz").json()
+        assert h["status"] == "ok" and h["queue"] == 0 and h["served"] == codes.count(200)
+        assert httpx.post(f"{url}/api/restore", files={"image": ("x.png", _png(), "image/png")},
+                          timeout=60).status_code == 200
+
+
+def test_keep_dir_and_nothing_stored_by_default(restorer, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    keep = tmp_path / "kept"
+    with live_server(serve.create_app(restorer, serve.ServeSettings(keep_dir=keep))) as url:
+        r = httpx.post(f"{url}/api/restore", files={"image": ("../evil name.png", _png(), "image/png")}, timeout=60)
+    assert r.status_code == 200
+    kept = sorted(p.name for p in keep.iterdir())
+    assert len(kept) == 2 and all("evil" not in n for n in kept)
+    before = set(tmp_path.rglob("*"))
+    with live_server(serve.create_app(restorer, serve.ServeSettings())) as url:
+        assert httpx.post(f"{url}/api/restore", files={"image": ("a.png", _png(), "image/png")}).status_code == 200
+    assert set(tmp_path.rglob("*")) == before
+
+
+def test_startup_without_checkpoint_fails_clearly(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "restorenet_jax.serve", "--checkpoint", str(tmp_path / "none"),
+                           "--port", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "checkpoint" in proc.stderr
