@@ -122,6 +122,8 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
             if done % config.checkpoint_every_steps == 0 or done == total:
                 _check_finite(state, config, done)  # never write a checkpoint from a diverged run
                 ckpt.save(state, data_iter, force=done == total)
+        if ckpt.latest_step() is None:  # num_train_steps == 0: still leave a loadable checkpoint
+            ckpt.save(state, data_iter, force=True)
     finally:
         # Also on errors and interrupts: finish the checkpoint in flight so that no completed work is lost.
         bar.close()
