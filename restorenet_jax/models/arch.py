@@ -141,3 +141,15 @@ SIDD_W64 = BaselineArch(width=64, enc_blk_nums=(2, 2, 4, 8), middle_blk_num=12, 
 RESTORENET_EXTRA_W64 = ExtraArch()
 
 NAMED_BACKBONES = {"gopro64": GOPRO_W64, "sidd64": SIDD_W64}
+
+# The seed's extra-model candidates (slides 3.4): 4 levels, encoders [2, 2, 4, 8]; the slides' decoders [2, 2, 2, 2]
+# as "baseline64_dec2". Select one in a config with `c.model.extra = ...` fields of the same names.
+NAMED_EXTRAS = {
+    "conv_deconv": ExtraArch(kind="conv_deconv", width=32),
+    "unet": ExtraArch(kind="unet", width=32),
+    "baseline16": ExtraArch(width=16),
+    "baseline16_conv": ExtraArch(width=16, refine_conv=True),
+    "baseline32": ExtraArch(width=32),
+    "baseline64": RESTORENET_EXTRA_W64,
+    "baseline64_dec2": ExtraArch(width=64, dec_blk_nums=(2, 2, 2, 2)),
+}

@@ -1,0 +1,48 @@
+"""The seed's extra-model variants build, run on odd sizes, and keep the parameter names training relies on;
+bf16 compute keeps float32 parameters and stays close to float32."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from restorenet_jax.inference import Restorer
+from restorenet_jax.models.arch import NAMED_EXTRAS, ModelArch
+from restorenet_jax.models.restorenet import abstract_params, build_model, init_params
+from tests.checkpoint_fixtures import TINY_ARCHS, TINY_DEBLUR, TINY_DENOISE, random_params
+
+
+def test_named_extras_are_the_seed_candidates():
+    assert NAMED_EXTRAS["baseline64"].width == 64 and NAMED_EXTRAS["baseline64"].dec_blk_nums == (1, 1, 1, 1)
+    assert NAMED_EXTRAS["baseline64_dec2"].dec_blk_nums == (2, 2, 2, 2)
+    assert all(e.enc_blk_nums == (2, 2, 4, 8) for k, e in NAMED_EXTRAS.items() if e.kind == "baseline")
+    assert NAMED_EXTRAS["baseline16_conv"].refine_conv
+    # Full-size extra (as shipped) is about 32 M parameters (REFERENCE section 2).
+    arch = ModelArch("restorenet", deblur=TINY_DEBLUR, denoise=TINY_DENOISE, extra=NAMED_EXTRAS["baseline64"])
+    n = sum(np.prod(v.shape) for v in jax.tree_util.tree_leaves(abstract_params(arch)["extra"]))
+    assert 28e6 < n < 36e6
+
+
+@pytest.mark.parametrize("name", sorted(NAMED_EXTRAS))
+def test_each_extra_variant_runs_on_an_odd_size(name):
+    extra = dataclasses.replace(NAMED_EXTRAS[name], width=4)  # tiny width, same structure
+    arch = ModelArch("restorenet", deblur=TINY_DEBLUR, denoise=TINY_DENOISE, extra=extra)
+    params = init_params(arch, jax.random.PRNGKey(0))
+    assert set(params) >= {"deblur", "denoise", "extra"}
+    assert ("refine_0" in params) == extra.refine_conv
+    y = build_model(arch).apply({"params": params}, jnp.ones((1, 21, 27, 3)) * 0.5)
+    assert y.shape == (1, 21, 27, 3) and bool(jnp.isfinite(y).all())
+
+
+def test_bf16_compute_keeps_fp32_params_and_close_output():
+    arch = TINY_ARCHS["restorenet"]
+    params = random_params(arch, seed=2, scale=0.1)
+    x = np.random.default_rng(0).random((24, 40, 3), dtype=np.float32)
+    fp32 = Restorer(arch, params)(x, clip=False)
+    bf16 = Restorer(arch, params, dtype="bfloat16")
+    assert all(v.dtype == jnp.float32 for v in jax.tree_util.tree_leaves(bf16.params))
+    y = bf16(x, clip=False)
+    assert y.dtype == np.float32
+    mse = float(np.mean((y - fp32) ** 2))
+    assert 0 < mse and 10 * np.log10(1.0 / mse) > 30.0  # bf16 really differs, but only slightly
