@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (<= tile/2)")
     p.add_argument("--max-pixels", type=int, default=2_000_000,
                    help=f"images with more pixels are tiled ({AUTO_TILE} px tiles) when --tile is 0 (0: never)")
+    p.add_argument("--crop", type=int, default=None, help="centre-crop every image to this square side first "
+                   "(default: the data config's eval_crop, 0 = full resolution); fewer shapes compile faster")
     p.add_argument("--data-dir", default=None, help="TFDS data dir (default: the data config's data_dir)")
     p.add_argument("--config", default=None, help="data or training config file (default: configs/data.py); "
                    "its noise / blur / eval_crop settings make the degraded inputs")
@@ -188,8 +190,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the CLI; returns 0, or exits with status 2 on bad input."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.limit < 0 or args.tile < 0 or args.max_pixels < 0:
-        parser.error("--limit, --tile and --max-pixels must be >= 0")
+    if min(args.limit, args.tile, args.max_pixels, args.crop or 0) < 0:
+        parser.error("--limit, --tile, --max-pixels and --crop must be >= 0")
     if args.tile and not 0 <= 2 * args.overlap <= args.tile:
         parser.error("--overlap must be between 0 and tile/2")
     try:
@@ -198,6 +200,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--config: {e}")
     if args.data_dir:
         data_cfg.data_dir = args.data_dir
+    if args.crop is not None:
+        data_cfg.eval_crop = args.crop
     if args.noise:
         data_cfg.noise.kind = args.noise
     if args.kinds:
@@ -241,7 +245,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     table = evaluation.format_method_tables(result)
     report = {"checkpoint": str(args.checkpoint), "which": "best" if args.best else "latest",
               "model": arch.kind, "tlc": arch.tlc, "dataset": args.dataset, "split": args.split,
-              "limit": args.limit, "seed": args.seed, "noise": data_cfg.noise.kind,
+              "limit": args.limit, "crop": data_cfg.eval_crop, "seed": args.seed, "noise": data_cfg.noise.kind,
               "tiling": {"tile": args.tile, "overlap": args.overlap, "max_pixels": args.max_pixels},
               "metrics": {"psnr": "BasicSR calculate_psnr: RGB, crop_border 0, outputs clipped to [0, 1]"
                           + (", uint8-quantized" if args.quantize else ", float"),

@@ -106,7 +106,7 @@ def score_methods(predicts: Mapping[str, Predict], examples: Iterable[Mapping],
         `ssim3d` goes to ssim only).
     Returns:
       {'methods': ['input', *predicts], 'kinds': [...], 'groups': {dataset: {kind: {method: {'psnr', 'ssim',
-      'count'}}}}, 'images': [{'dataset', 'kind', 'name', 'scores': {method: {'psnr', 'ssim'}}}]}. Each dataset
+      'count'}}}}, 'images': [{'dataset', 'kind', 'name', 'size' ([H, W]), 'scores': {method: {'psnr', 'ssim'}}}]}. Each dataset
       also has the pseudo-kind 'degraded' (all kinds but 'gt') when it has one. PSNRs are capped at PSNR_CAP
       per image.
     """
@@ -125,7 +125,8 @@ def score_methods(predicts: Mapping[str, Predict], examples: Iterable[Mapping],
         kind, dataset = ex.get("kind", "all"), ex.get("dataset", "data")
         if kind not in kinds:
             kinds.append(kind)
-        images.append({"dataset": dataset, "kind": kind, "name": ex.get("name", ""), "scores": scores})
+        images.append({"dataset": dataset, "kind": kind, "name": ex.get("name", ""),
+                       "size": list(target.shape[:2]), "scores": scores})
         for k in (kind, DEGRADED) if kind != "gt" else (kind,):
             for m, s in scores.items():
                 sums[dataset][k][m].update({**s, "count": 1})

@@ -102,6 +102,7 @@ def test_table_has_every_row(report):
             row = [r for r in section.splitlines() if r.startswith(f"| {evaluation.METHOD_LABELS[m]} |")]
             assert len(row) == 1 and row[0].count("/") == len(KINDS) + 1
     assert len(result["images"]) == len(DATASETS) * 2 * len(KINDS)
+    assert all(i["size"] == [H, W] for i in result["images"])  # full resolution by default
     # The gt kind feeds the target itself: capped PSNR, SSIM 1.
     assert result["groups"]["bsd_b"]["gt"]["input"]["psnr"] == evaluation.PSNR_CAP
     assert result["groups"]["bsd_b"]["gt"]["input"]["ssim"] == pytest.approx(1.0)
@@ -195,6 +196,19 @@ def test_tiled_cli_run(env, report, tmp_path):
     assert got["input"] == whole["scores"]["input"]
     assert got["model"]["psnr"] != whole["scores"]["deblur"]["psnr"]
     assert got["model"]["psnr"] == pytest.approx(whole["scores"]["deblur"]["psnr"], abs=3.0)
+
+
+def test_crop_option(env, tmp_path):
+    """--crop centre-crops every image (one small shape to compile); the gt kind then scores exactly."""
+    arch, params = model_io.load_model_dir(env["ckpt"])
+    single = ModelArch("baseline", backbone=arch.deblur, tlc=arch.tlc, train_size=arch.train_size)
+    ckpt = model_io.save_model_dir(tmp_path / "deblur", params["deblur"], single)
+    out = tmp_path / "out"
+    assert evaluate.main(["--checkpoint", str(ckpt), "--dataset", "realblur_j", "--limit", "1", "--kinds", "gt",
+                          "--crop", "16", "--data-dir", str(env["data_dir"]), "--out", str(out), "-q"]) == 0
+    result = json.loads((out / "eval_realblur_j_test.json").read_text())
+    assert result["crop"] == 16 and [i["size"] for i in result["images"]] == [[16, 16]]
+    assert result["groups"]["realblur_j"]["gt"]["input"] == {"psnr": evaluation.PSNR_CAP, "ssim": 1.0, "count": 1}
 
 
 @pytest.mark.parametrize("case, message", [
