@@ -10,6 +10,7 @@ and RestoreNet (a serial checkpoint: the first four; a single Baseline: input an
 evaluated in each input kind (blur_noise, blur, noise, gt; noise seeded by --seed, as in training's eval), at full
 resolution. Images with more than --max-pixels pixels, or every image when --tile is given, are restored in
 overlapping tiles (restorenet_jax.tiling; channel attention makes tiled output differ slightly from untiled).
+Every new image size compiles each method once; --crop N (centre crop) bounds that cost on variable-size sets.
 
 Metrics follow BasicSR (restorenet_jax.metrics): PSNR over RGB, crop_border 0, on float outputs clipped to [0, 1]
 (--quantize: the uint8-rounding protocol of GoPro); SSIM is the standard 2-D Gaussian SSIM (11x11, sigma 1.5, per
@@ -178,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="TFDS data dir (default: the data config's data_dir)")
     p.add_argument("--config", default=None, help="data or training config file (default: configs/data.py); "
                    "its noise / blur / eval_crop settings make the degraded inputs")
-    p.add_argument("--noise", default=None, help="override the noise model (low_light, gaussian, poisson, danet)")
+    p.add_argument("--noise", default=None, choices=("low_light", "gaussian", "poisson", "danet", "none"),
+                   help="override the data config's noise model")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic degradations")
     p.add_argument("--quantize", action="store_true", help="round images to uint8 levels before scoring")
     p.add_argument("--ssim3d", action="store_true", help="NAFNet's 3-D SSIM window instead of the standard 2-D")

@@ -238,6 +238,17 @@ def test_bad_inputs_exit_2(env, tmp_path, capsys, case, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_load_data_config(tmp_path):
+    """--config takes a data config or a training config (its .data); a missing file is an error."""
+    import os
+
+    assert evaluate.load_data_config(None).eval_kinds == ",".join(KINDS)
+    train_data = evaluate.load_data_config(os.path.join(ROOT, "configs", "default.py"))
+    assert "noise" in train_data and "data" not in train_data
+    with pytest.raises(FileNotFoundError):
+        evaluate.load_data_config(str(tmp_path / "missing.py"))
+
+
 def test_cli_process_exit_status(tmp_path):
     """As a real process: a one-line error and status 2, no traceback."""
     proc = subprocess.run([sys.executable, "-m", "restorenet_jax.evaluate", "--checkpoint", str(tmp_path),
