@@ -61,7 +61,8 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
     """Trains `params` for config.num_train_steps in `workdir`, resuming from its newest checkpoint if any.
 
     Args:
-      evaluate_fn: optional callback(step, params) -> metrics dict, run every config.eval_every_steps.
+      evaluate_fn: optional callback(step, params, writer) -> overall metrics dict, run every
+        config.eval_every_steps (it may write per-group scalars and sample images itself).
     """
     mesh = sharding.make_mesh()
     n_dev, n_proc = jax.device_count(), jax.process_count()
@@ -118,10 +119,12 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
                 bar.set_postfix(loss=f"{m['loss']:.3f}", psnr=f"{m['psnr']:.2f}", lr=f"{m['learning_rate']:.1e}")
                 _check_finite(state, config, done)
             if evaluate_fn is not None and config.eval_every_steps and done % config.eval_every_steps == 0:
-                writer.scalars(done, evaluate_fn(done, _eval_params(state)), prefix="eval")
+                writer.scalars(done, evaluate_fn(done, _eval_params(state), writer), prefix="eval")
             if done % config.checkpoint_every_steps == 0 or done == total:
                 _check_finite(state, config, done)  # never write a checkpoint from a diverged run
                 ckpt.save(state, data_iter, force=done == total)
+        if ckpt.latest_step() is None:  # num_train_steps == 0: still leave a loadable checkpoint
+            ckpt.save(state, data_iter, force=True)
     finally:
         # Also on errors and interrupts: finish the checkpoint in flight so that no completed work is lost.
         bar.close()
@@ -187,10 +190,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     examples: list[dict] = []
     best = {"psnr": -np.inf}
 
-    def evaluate_fn(step, p):
+    def evaluate_fn(step, p, writer):
         if not examples:
             examples.extend(_eval_examples(config))
-        result = evaluation.score_examples(make_predict(arch, p), examples)
+        rows = []
+
+        def keep(ex, out):
+            if len(rows) < config.eval.num_samples:
+                rows.append(evaluation.sample_strip(ex["input"], out, ex["target"]))
+
+        result = evaluation.score_examples(make_predict(arch, p), examples, on_output=keep)
+        for group, values in result["groups"].items():  # per dataset and input kind
+            writer.scalars(step, {k: v for k, v in values.items() if k != "count"}, prefix=f"eval/{group}")
+        if rows:
+            writer.image(step, "eval_samples", evaluation.stack_rows(rows))  # input | output | target
         if result["overall"]["output_psnr"] > best["psnr"] and jax.process_index() == 0:
             best["psnr"] = result["overall"]["output_psnr"]
             model_io.save_model_dir(workdir / checkpoints.BEST, jax.device_get(p), arch, overwrite=True,

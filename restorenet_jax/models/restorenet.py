@@ -148,7 +148,8 @@ def init_params(arch: ModelArch, rng: jax.Array, sample_size: int = 32) -> dict:
     """Initialise parameters with a small input (shapes do not depend on the image size, compile time does)."""
     model = build_model(arch)
     size = max(sample_size, arch.pad_multiple)
-    return model.init(rng, jnp.zeros((1, size, size, 3), jnp.float32))["params"]
+    # Under jit, initialisation is one compiled program, which the persistent compilation cache can reuse.
+    return jax.jit(model.init)(rng, jnp.zeros((1, size, size, 3), jnp.float32))["params"]
 
 
 def abstract_params(arch: ModelArch) -> dict:

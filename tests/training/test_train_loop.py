@@ -50,7 +50,7 @@ def _metrics(workdir):
 
 
 def test_tiny_run_writes_everything_and_restores(tmp_path):
-    report = train.train_and_evaluate(tiny_config(), tmp_path)
+    report = train.train_and_evaluate(tiny_config(**{"eval_every_steps": 3}), tmp_path)
     for name in ("report.json", "report.md", "side_by_side.png", "metrics.jsonl", "arch.json", "config.json"):
         assert (tmp_path / name).is_file(), name
     assert list((tmp_path / "tensorboard").iterdir()), "TensorBoard event file missing"
@@ -59,6 +59,13 @@ def test_tiny_run_writes_everything_and_restores(tmp_path):
     for key in ("loss", "psnr", "learning_rate", "grad_norm", "step_time_s", "images_per_s"):
         assert all(np.isfinite(m[key]) for m in rows), key
     assert set(report["overall"]) >= {"input_psnr", "output_psnr", "input_ssim", "output_ssim", "gain_db"}
+    # Periodic eval: overall and per dataset/kind rows, sample strips as PNG, and the best model directory.
+    evals = [m for m in _metrics(tmp_path) if m["split"].startswith("eval")]
+    assert {m["split"] for m in evals} == {"eval", "eval/embedded/blur_noise"}
+    assert [m["step"] for m in evals if m["split"] == "eval"] == [3, 6]
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["eval_samples_0000003.png",
+                                                                      "eval_samples_0000006.png"]
+    assert checkpoints.resolve_model(tmp_path, which="best")[0] == train.model_arch(tiny_config())
     assert json.loads((tmp_path / "report.json").read_text())["overall"] == report["overall"]
     assert checkpoints.TrainCheckpointer(tmp_path).latest_step() == 6
     # The workdir is a checkpoint for inference, giving the final parameters.
