@@ -85,3 +85,73 @@ def format_table(result: Mapping) -> str:
         lines.append(f"| {name} | {r['count']} | {r['input_psnr']:.2f} | {r['output_psnr']:.2f} | "
                      f"{r['gain_db']:+.2f} | {r['input_ssim']:.4f} | {r['output_ssim']:.4f} |")
     return "\n".join(lines)
+
+
+# ---- Several methods on the same examples (the evaluate CLI's comparison table) ----
+
+PSNR_CAP = 100.0  # dB given to an exact match (PSNR = inf), so that means stay finite and JSON-serialisable
+METHOD_LABELS = {"input": "degraded input", "deblur": "deblur backbone", "denoise": "denoise backbone",
+                 "serial": "serial deblur(denoise(x))", "restorenet": "RestoreNet", "model": "model"}
+DEGRADED = "degraded"  # pseudo-kind: mean over every kind except 'gt'
+
+
+def score_methods(predicts: Mapping[str, Predict], examples: Iterable[Mapping],
+                  metric_kw: Mapping | None = None) -> dict:
+    """PSNR/SSIM of the degraded input and of every method's output, per dataset, input kind and image.
+
+    Args:
+      predicts: {method name: [H, W, 3] -> [H, W, 3]}; outputs are clipped to [0, 1] before scoring.
+      examples: eval examples ('input', 'target', 'kind', 'dataset', 'name').
+      metric_kw: extra keyword arguments of `metrics.psnr` / `metrics.ssim` (crop_border, y_channel, quantize;
+        `ssim3d` goes to ssim only).
+    Returns:
+      {'methods': ['input', *predicts], 'kinds': [...], 'groups': {dataset: {kind: {method: {'psnr', 'ssim',
+      'count'}}}}, 'images': [{'dataset', 'kind', 'name', 'size' ([H, W]), 'scores': {method: {'psnr', 'ssim'}}}]}. Each dataset
+      also has the pseudo-kind 'degraded' (all kinds but 'gt') when it has one. PSNRs are capped at PSNR_CAP
+      per image.
+    """
+    metric_kw = dict(metric_kw or {})
+    ssim3d = metric_kw.pop("ssim3d", False)
+    methods = ["input", *predicts]
+    images, kinds = [], []
+    # sums[dataset][kind][method] -> Counter of psnr, ssim, count
+    sums: dict = collections.defaultdict(
+        lambda: collections.defaultdict(lambda: collections.defaultdict(collections.Counter)))
+    for ex in examples:
+        target = ex["target"]
+        outputs = {"input": ex["input"], **{m: np.clip(f(ex["input"]), 0.0, 1.0) for m, f in predicts.items()}}
+        scores = {m: {"psnr": min(metrics.psnr(y, target, **metric_kw), PSNR_CAP),
+                      "ssim": metrics.ssim(y, target, ssim3d=ssim3d, **metric_kw)} for m, y in outputs.items()}
+        kind, dataset = ex.get("kind", "all"), ex.get("dataset", "data")
+        if kind not in kinds:
+            kinds.append(kind)
+        images.append({"dataset": dataset, "kind": kind, "name": ex.get("name", ""),
+                       "size": list(target.shape[:2]), "scores": scores})
+        for k in (kind, DEGRADED) if kind != "gt" else (kind,):
+            for m, s in scores.items():
+                sums[dataset][k][m].update({**s, "count": 1})
+    if not images:
+        raise ValueError("no evaluation examples")
+    groups = {}
+    for dataset, by_kind in sums.items():
+        order = [k for k in (*kinds, DEGRADED) if k in by_kind]
+        groups[dataset] = {k: {m: {"psnr": float(by_kind[k][m]["psnr"] / by_kind[k][m]["count"]),
+                                   "ssim": float(by_kind[k][m]["ssim"] / by_kind[k][m]["count"]),
+                                   "count": int(by_kind[k][m]["count"])} for m in methods} for k in order}
+    return {"methods": methods, "kinds": kinds, "groups": groups, "images": images}
+
+
+def format_method_tables(result: Mapping) -> str:
+    """Markdown: per dataset, one row per method and one 'PSNR / SSIM' column per input kind."""
+    blocks = []
+    for dataset, by_kind in result["groups"].items():
+        kinds = list(by_kind)
+        counts = ", ".join(f"{k} {by_kind[k]['input']['count']}" for k in kinds if k != DEGRADED)
+        lines = [f"### {dataset} (images: {counts})", "",
+                 "| method | " + " | ".join(f"{k} PSNR / SSIM" for k in kinds) + " |",
+                 "|---|" + "---|" * len(kinds)]
+        for m in result["methods"]:
+            cells = [f"{by_kind[k][m]['psnr']:.2f} / {by_kind[k][m]['ssim']:.4f}" for k in kinds]
+            lines.append(f"| {METHOD_LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

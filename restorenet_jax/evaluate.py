@@ -1,0 +1,273 @@
+"""Evaluate a checkpoint on a prepared dataset: PSNR / SSIM per dataset, input kind and method.
+
+    python -m restorenet_jax.evaluate --checkpoint runs/demo --dataset embedded --split test
+    python -m restorenet_jax.evaluate --checkpoint models/restorenet --dataset realblur_j,gopro_large/blur_gamma \
+        --limit 50 --kinds blur_noise blur --out eval/
+
+For a RestoreNet checkpoint the table compares, on the same degraded images: the degraded input itself, the deblur
+backbone alone, the denoise backbone alone, the serial model deblur(denoise(x)) built from the same two backbones,
+and RestoreNet (a serial checkpoint: the first four; a single Baseline: input and model). Every source image is
+evaluated in each input kind (blur_noise, blur, noise, gt; noise seeded by --seed, as in training's eval), at full
+resolution. Images with more than --max-pixels pixels, or every image when --tile is given, are restored in
+overlapping tiles (restorenet_jax.tiling; channel attention makes tiled output differ slightly from untiled).
+Every new image size compiles each method once; --crop N (centre crop) bounds that cost on variable-size sets.
+
+Metrics follow BasicSR (restorenet_jax.metrics): PSNR over RGB, crop_border 0, on float outputs clipped to [0, 1]
+(--quantize: the uint8-rounding protocol of GoPro); SSIM is the standard 2-D Gaussian SSIM (11x11, sigma 1.5, per
+channel, valid region; equal to scikit-image's gaussian_weights=True, use_sample_covariance=False), or NAFNet's
+3-D window with --ssim3d. Exact matches (the gt kind's input) score 100 dB.
+
+Writes OUT/eval_<dataset>_<split>.json (settings, mean scores, per-image scores) and .md (the table), and prints the
+table. Exit status 2 with a one-line message for an unusable checkpoint, an unknown or unprepared dataset, or a
+missing split.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+
+import numpy as np
+
+Predict = Callable[[np.ndarray], np.ndarray]  # [H, W, 3] -> [H, W, 3]
+AUTO_TILE = 512  # tile side used for images over --max-pixels when --tile is not given (the original's grid)
+
+
+def method_predicts(arch: Any, params: Mapping[str, Any]) -> dict[str, Predict]:
+    """Jit-compiled float32 predict functions of every method a checkpoint can be scored as.
+
+    The backbones run standalone (`Baseline`, padded to their own multiple, as the published models); the serial
+    model is `SerialNet` on the same two backbone parameter trees. Each function compiles once per input shape.
+
+    Args:
+      arch: the checkpoint's ModelArch (its `tlc` and `train_size` are used by every method).
+      params: its parameter tree ({'deblur', 'denoise', 'extra'} for RestoreNet).
+    Returns:
+      {'deblur', 'denoise', 'serial', 'restorenet'} for RestoreNet, the first three for a serial checkpoint,
+      {'model'} for a Baseline.
+    """
+    from restorenet_jax.models.baseline import Baseline
+    from restorenet_jax.models.restorenet import RestoreNet, SerialNet
+
+    kw = dict(tlc=arch.tlc, train_size=arch.train_size)
+    if arch.kind == "baseline":
+        return {"model": _jitted(Baseline(arch.backbone, **kw), params)}
+    backbones = {"deblur": params["deblur"], "denoise": params["denoise"]}
+    out = {"deblur": _jitted(Baseline(arch.deblur, **kw), params["deblur"]),
+           "denoise": _jitted(Baseline(arch.denoise, **kw), params["denoise"]),
+           "serial": _jitted(SerialNet(arch.replace(kind="serial", extra=None)), backbones)}
+    if arch.kind == "restorenet":
+        out["restorenet"] = _jitted(RestoreNet(arch), params)
+    return out
+
+
+def _jitted(module: Any, params: Mapping[str, Any]) -> Predict:
+    import jax
+    import jax.numpy as jnp
+
+    forward = jax.jit(lambda p, x: module.apply({"params": p}, x))  # jit caches one executable per shape
+    params = jax.device_put(jax.tree_util.tree_map(jnp.asarray, dict(params)))
+    return lambda x: np.asarray(forward(params, jnp.asarray(x[None], jnp.float32))[0])
+
+
+def with_tiling(fn: Predict, tile: int = 0, overlap: int = 32, max_pixels: int = 0) -> Predict:
+    """`fn` restored in tiles of `tile` px (every image), or of AUTO_TILE px for images over `max_pixels`."""
+    from restorenet_jax import tiling
+
+    def run(x: np.ndarray) -> np.ndarray:
+        size = tile or (AUTO_TILE if max_pixels and x.shape[0] * x.shape[1] > max_pixels else 0)
+        if not size:
+            return fn(x)
+        return tiling.tiled_apply(fn, x, tile=size, overlap=min(overlap, size // 2))
+
+    return run
+
+
+def open_sources(data_cfg: Any, split: str, limit: Optional[int]) -> list[tuple[Any, Any, int]]:
+    """(spec, random-access source, examples to use) for every dataset of data_cfg.eval_datasets.
+
+    Raises KeyError (unknown dataset or split) or FileNotFoundError (not prepared; names the prepare command).
+    """
+    from restorenet_jax.data import sources
+
+    opened = []
+    for spec in sources.parse_specs(data_cfg.eval_datasets):
+        source = sources.open_source(spec, split, data_cfg)
+        opened.append((spec, source, len(source) if not limit else min(limit, len(source))))
+    return opened
+
+
+def iter_examples(opened: Sequence[tuple[Any, Any, int]], data_cfg: Any, seed: int) -> Iterator[dict]:
+    """Eval examples one at a time: the same dicts, order and noise as `pipeline.make_eval_examples`.
+
+    Lazy, because a full test split at full resolution in every kind does not fit in memory as a list.
+    """
+    from absl import logging
+
+    from restorenet_jax.data import sources, transforms
+
+    kinds = [k.strip() for k in data_cfg.eval_kinds.split(",") if k.strip()]
+    for d, (spec, source, n) in enumerate(opened):
+        for i in range(n):
+            record = source[i]
+            name = record.get("name", b"?")
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            try:
+                inp, tgt = transforms.decode_pair(record)
+            except transforms.CorruptImageError as e:
+                if data_cfg.on_corrupt == "raise":
+                    raise
+                logging.warning("%s: skipping corrupt eval example %s (%s)", spec.label, name, e)
+                continue
+            inp, tgt = transforms.center_crop(inp, data_cfg.eval_crop), transforms.center_crop(tgt, data_cfg.eval_crop)
+            for kind in kinds:
+                # Same seed derivation as make_eval_examples: (seed, dataset index, example index, kind index).
+                rng = np.random.default_rng([seed, d, i, transforms.KINDS.index(kind)])
+                x = transforms.degrade(inp, tgt, kind, sources.pair_kind(spec), rng, data_cfg)
+                yield {"input": np.asarray(x, np.float32), "target": tgt, "kind": kind, "dataset": spec.label,
+                       "name": name}
+
+
+def load_data_config(path: Optional[str]) -> Any:
+    """configs/data.py's default, or `get_config()` of a config file (its `.data` when it is a training config)."""
+    if path is None:
+        from configs.data import get_data_config
+
+        return get_data_config()
+    spec = importlib.util.spec_from_file_location("_eval_config", path)
+    if spec is None or not Path(path).is_file():
+        raise FileNotFoundError(f"config file {path} not found")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cfg = module.get_config()
+    return cfg.data if "data" in cfg else cfg
+
+
+def output_stem(dataset: str, split: str) -> str:
+    """'eval_<dataset>_<split>' with path-unsafe characters of the dataset spec replaced."""
+    return f"eval_{re.sub(r'[^A-Za-z0-9_.@-]+', '-', dataset).strip('-')}_{split}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    p = argparse.ArgumentParser(prog="python -m restorenet_jax.evaluate", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 2)[2])
+    p.add_argument("--checkpoint", required=True, help="converted model directory or training workdir")
+    p.add_argument("--dataset", required=True, help="dataset spec(s) NAME[/CONFIG][@SPLIT], comma-separated, e.g. "
+                   "embedded, realblur_j, gopro_large/blur_gamma, realblur_tele/j, bsd_b@train")
+    p.add_argument("--split", default="test", help="split for specs that name none (default: test)")
+    p.add_argument("--limit", type=int, default=0, help="source images per dataset (0: all)")
+    p.add_argument("--kinds", nargs="+", default=None,
+                   help="input kinds among blur_noise blur noise gt (default: the data config's eval_kinds)")
+    p.add_argument("--out", default="eval_results", help="folder for the JSON and Markdown results")
+    p.add_argument("--best", action="store_true", help="from a training workdir, the best checkpoint by "
+                   "validation PSNR instead of the latest")
+    p.add_argument("--tlc", action=argparse.BooleanOptionalAction, default=None,
+                   help="test-time local converter for channel attention (default: the checkpoint's setting)")
+    p.add_argument("--tile", type=int, default=0, help="restore every image in tiles of this size (0: whole "
+                   "images, except those over --max-pixels)")
+    p.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (<= tile/2)")
+    p.add_argument("--max-pixels", type=int, default=2_000_000,
+                   help=f"images with more pixels are tiled ({AUTO_TILE} px tiles) when --tile is 0 (0: never)")
+    p.add_argument("--crop", type=int, default=None, help="centre-crop every image to this square side first "
+                   "(default: the data config's eval_crop, 0 = full resolution); fewer shapes compile faster")
+    p.add_argument("--data-dir", default=None, help="TFDS data dir (default: the data config's data_dir)")
+    p.add_argument("--config", default=None, help="data or training config file (default: configs/data.py); "
+                   "its noise / blur / eval_crop settings make the degraded inputs")
+    p.add_argument("--noise", default=None, choices=("low_light", "gaussian", "poisson", "danet", "none"),
+                   help="override the data config's noise model")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic degradations")
+    p.add_argument("--quantize", action="store_true", help="round images to uint8 levels before scoring")
+    p.add_argument("--ssim3d", action="store_true", help="NAFNet's 3-D SSIM window instead of the standard 2-D")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the CLI; returns 0, or exits with status 2 on bad input."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if min(args.limit, args.tile, args.max_pixels, args.crop or 0) < 0:
+        parser.error("--limit, --tile, --max-pixels and --crop must be >= 0")
+    if args.tile and not 0 <= 2 * args.overlap <= args.tile:
+        parser.error("--overlap must be between 0 and tile/2")
+    try:
+        data_cfg = load_data_config(args.config)
+    except Exception as e:  # a broken config file: report it in one line, not as a traceback
+        parser.error(f"--config: {e}")
+    if args.data_dir:
+        data_cfg.data_dir = args.data_dir
+    if args.crop is not None:
+        data_cfg.eval_crop = args.crop
+    if args.noise:
+        data_cfg.noise.kind = args.noise
+    if args.kinds:
+        data_cfg.eval_kinds = ",".join(k for arg in args.kinds for k in arg.split(","))
+    data_cfg.eval_datasets = args.dataset
+
+    from restorenet_jax.data.transforms import KINDS
+
+    bad = [k for k in data_cfg.eval_kinds.split(",") if k.strip() and k.strip() not in KINDS]
+    if bad:
+        parser.error(f"--kinds: unknown kind(s) {', '.join(bad)}; expected some of {', '.join(KINDS)}")
+    try:
+        opened = open_sources(data_cfg, args.split, args.limit)
+    except (KeyError, FileNotFoundError, ValueError) as e:
+        parser.error(f"--dataset: {e.args[0] if e.args else e}")
+
+    from restorenet_jax.checkpoints import resolve_model  # jax/orbax import is slow: after the cheap checks
+    from restorenet_jax.model_io import ModelDirError
+
+    try:
+        arch, params = resolve_model(args.checkpoint, which="best" if args.best else "latest")
+    except (ModelDirError, OSError, ValueError, KeyError) as e:
+        parser.error(f"--checkpoint: {e}")
+    if args.tlc is not None:
+        arch = arch.replace(tlc=args.tlc)
+    predicts = {m: with_tiling(f, args.tile, args.overlap, args.max_pixels)
+                for m, f in method_predicts(arch, params).items()}
+
+    from tqdm import tqdm
+
+    from restorenet_jax import evaluation
+
+    total = sum(n for _, _, n in opened) * len([k for k in data_cfg.eval_kinds.split(",") if k.strip()])
+    examples = tqdm(iter_examples(opened, data_cfg, args.seed), total=total, desc="evaluate", unit="image",
+                    disable=args.quiet)
+    metric_kw = {"quantize": args.quantize, "ssim3d": args.ssim3d}
+    try:
+        result = evaluation.score_methods(predicts, examples, metric_kw)
+    except ValueError as e:  # e.g. no usable examples, or an image below SSIM's 11x11 window
+        parser.error(f"--dataset: {e}")
+    table = evaluation.format_method_tables(result)
+    report = {"checkpoint": str(args.checkpoint), "which": "best" if args.best else "latest",
+              "model": arch.kind, "tlc": arch.tlc, "dataset": args.dataset, "split": args.split,
+              "limit": args.limit, "crop": data_cfg.eval_crop, "seed": args.seed, "noise": data_cfg.noise.kind,
+              "tiling": {"tile": args.tile, "overlap": args.overlap, "max_pixels": args.max_pixels},
+              "metrics": {"psnr": "BasicSR calculate_psnr: RGB, crop_border 0, outputs clipped to [0, 1]"
+                          + (", uint8-quantized" if args.quantize else ", float"),
+                          "ssim": ("NAFNet 3-D Gaussian window 11x11x11" if args.ssim3d else
+                                   "2-D Gaussian 11x11, sigma 1.5, per channel, valid region (= scikit-image "
+                                   "gaussian_weights=True, use_sample_covariance=False)"),
+                          "psnr_cap_db": evaluation.PSNR_CAP},
+              **result}
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = output_stem(args.dataset, args.split)
+    (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    header = (f"## {args.checkpoint} ({arch.kind}, tlc={arch.tlc}) on {args.dataset}, split {args.split}\n\n"
+              f"PSNR (dB) / SSIM ({'3-D' if args.ssim3d else '2-D Gaussian'}), "
+              f"{'uint8-quantized' if args.quantize else 'float'} outputs clipped to [0, 1].\n\n")
+    (out_dir / f"{stem}.md").write_text(header + table + "\n")
+    print(header + table)
+    print(f"wrote {out_dir / stem}.json and .md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
