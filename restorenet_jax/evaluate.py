@@ -29,7 +29,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -85,51 +85,6 @@ def with_tiling(fn: Predict, tile: int = 0, overlap: int = 32, max_pixels: int =
         return tiling.tiled_apply(fn, x, tile=size, overlap=min(overlap, size // 2))
 
     return run
-
-
-def open_sources(data_cfg: Any, split: str, limit: Optional[int]) -> list[tuple[Any, Any, int]]:
-    """(spec, random-access source, examples to use) for every dataset of data_cfg.eval_datasets.
-
-    Raises KeyError (unknown dataset or split) or FileNotFoundError (not prepared; names the prepare command).
-    """
-    from restorenet_jax.data import sources
-
-    opened = []
-    for spec in sources.parse_specs(data_cfg.eval_datasets):
-        source = sources.open_source(spec, split, data_cfg)
-        opened.append((spec, source, len(source) if not limit else min(limit, len(source))))
-    return opened
-
-
-def iter_examples(opened: Sequence[tuple[Any, Any, int]], data_cfg: Any, seed: int) -> Iterator[dict]:
-    """Eval examples one at a time: the same dicts, order and noise as `pipeline.make_eval_examples`.
-
-    Lazy, because a full test split at full resolution in every kind does not fit in memory as a list.
-    """
-    from absl import logging
-
-    from restorenet_jax.data import sources, transforms
-
-    kinds = [k.strip() for k in data_cfg.eval_kinds.split(",") if k.strip()]
-    for d, (spec, source, n) in enumerate(opened):
-        for i in range(n):
-            record = source[i]
-            name = record.get("name", b"?")
-            name = name.decode() if isinstance(name, bytes) else str(name)
-            try:
-                inp, tgt = transforms.decode_pair(record)
-            except transforms.CorruptImageError as e:
-                if data_cfg.on_corrupt == "raise":
-                    raise
-                logging.warning("%s: skipping corrupt eval example %s (%s)", spec.label, name, e)
-                continue
-            inp, tgt = transforms.center_crop(inp, data_cfg.eval_crop), transforms.center_crop(tgt, data_cfg.eval_crop)
-            for kind in kinds:
-                # Same seed derivation as make_eval_examples: (seed, dataset index, example index, kind index).
-                rng = np.random.default_rng([seed, d, i, transforms.KINDS.index(kind)])
-                x = transforms.degrade(inp, tgt, kind, sources.pair_kind(spec), rng, data_cfg)
-                yield {"input": np.asarray(x, np.float32), "target": tgt, "kind": kind, "dataset": spec.label,
-                       "name": name}
 
 
 def load_data_config(path: Optional[str]) -> Any:
@@ -210,13 +165,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         data_cfg.eval_kinds = ",".join(k for arg in args.kinds for k in arg.split(","))
     data_cfg.eval_datasets = args.dataset
 
+    from restorenet_jax.data import pipeline
     from restorenet_jax.data.transforms import KINDS
 
     bad = [k for k in data_cfg.eval_kinds.split(",") if k.strip() and k.strip() not in KINDS]
     if bad:
         parser.error(f"--kinds: unknown kind(s) {', '.join(bad)}; expected some of {', '.join(KINDS)}")
     try:
-        opened = open_sources(data_cfg, args.split, args.limit)
+        opened = pipeline.open_eval_sources(data_cfg, args.split, args.limit or None)
     except (KeyError, FileNotFoundError, ValueError) as e:
         parser.error(f"--dataset: {e.args[0] if e.args else e}")
 
@@ -237,8 +193,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from restorenet_jax import evaluation
 
     total = sum(n for _, _, n in opened) * len([k for k in data_cfg.eval_kinds.split(",") if k.strip()])
-    examples = tqdm(iter_examples(opened, data_cfg, args.seed), total=total, desc="evaluate", unit="image",
-                    disable=args.quiet)
+    examples = tqdm(pipeline.iter_eval_examples(data_cfg, opened, seed=args.seed), total=total, desc="evaluate",
+                    unit="image", disable=args.quiet)
     metric_kw = {"quantize": args.quantize, "ssim3d": args.ssim3d}
     try:
         result = evaluation.score_methods(predicts, examples, metric_kw)

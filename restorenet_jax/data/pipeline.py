@@ -13,6 +13,7 @@ noise seeded by (seed, dataset, example, kind). No brightness filter (the seed v
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Iterator, Sequence
 
 import grain
 import ml_collections
@@ -129,24 +130,36 @@ def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, seed: int, globa
     return iter(ds)
 
 
-def make_eval_examples(data_cfg: ml_collections.ConfigDict, *, split: str = 'test', seed: int = 0,
-                       limit: int | None = None) -> list[dict]:
-    """Deterministic eval examples for every dataset in data_cfg.eval_datasets.
+def open_eval_sources(data_cfg: ml_collections.ConfigDict, split: str = 'test',
+                      limit: int | None = None) -> list[tuple[Any, Any, int]]:
+    """(spec, random-access source, examples to use) for every dataset of data_cfg.eval_datasets.
+
+    `limit` (default data_cfg.eval_limit; 0/None = all) caps source examples per dataset. Raises KeyError (unknown
+    dataset or split) or FileNotFoundError (not prepared; the message names the prepare command).
+    """
+    limit = limit if limit is not None else (data_cfg.eval_limit or None)
+    opened = []
+    for spec in sources.parse_specs(data_cfg.eval_datasets):
+        source = sources.open_source(spec, split, data_cfg)
+        opened.append((spec, source, len(source) if not limit else min(limit, len(source))))
+    return opened
+
+
+def iter_eval_examples(data_cfg: ml_collections.ConfigDict, opened: Sequence[tuple[Any, Any, int]], *,
+                       seed: int = 0) -> Iterator[dict]:
+    """Deterministic eval examples, one at a time (a full-resolution test split in every kind may not fit in
+    memory as a list).
 
     Each dict: 'input', 'target' [H, W, 3] float32 in [0, 1] (full image, or data_cfg.eval_crop centre crop),
     'kind' (one of KINDS), 'dataset' (label), 'name' (record name). Each source example appears once per kind in
-    data_cfg.eval_kinds. `limit` (default data_cfg.eval_limit; 0/None = all) caps source examples per dataset.
+    data_cfg.eval_kinds, degraded with a generator seeded by (seed, dataset index, example index, kind index).
     Corrupt examples follow data_cfg.on_corrupt.
     """
-    limit = limit if limit is not None else (data_cfg.eval_limit or None)
     kinds = [k.strip() for k in data_cfg.eval_kinds.split(',') if k.strip()]
     for k in kinds:
         if k not in KINDS:
             raise ValueError(f'unknown eval kind {k!r}; expected some of {KINDS}')
-    examples = []
-    for d, spec in enumerate(sources.parse_specs(data_cfg.eval_datasets)):
-        source = sources.open_source(spec, split, data_cfg)
-        n = len(source) if not limit else min(limit, len(source))
+    for d, (spec, source, n) in enumerate(opened):
         skipped = 0
         for i in range(n):
             record = source[i]
@@ -159,11 +172,16 @@ def make_eval_examples(data_cfg: ml_collections.ConfigDict, *, split: str = 'tes
                 logging.warning('%s: skipping corrupt eval example %s (%s)', spec.label, _record_name(record), e)
                 continue
             inp, tgt = transforms.center_crop(inp, data_cfg.eval_crop), transforms.center_crop(tgt, data_cfg.eval_crop)
-            for k, kind in enumerate(kinds):
+            for kind in kinds:
                 rng = np.random.default_rng([seed, d, i, KINDS.index(kind)])
                 x = transforms.degrade(inp, tgt, kind, sources.pair_kind(spec), rng, data_cfg)
-                examples.append({'input': np.asarray(x, np.float32), 'target': tgt, 'kind': kind,
-                                 'dataset': spec.label, 'name': _record_name(record)})
-        logging.info('%s/%s: %d eval examples x %d kinds (%d corrupt skipped)', spec.label, spec.split or split,
-                     n - skipped, len(kinds), skipped)
-    return examples
+                yield {'input': np.asarray(x, np.float32), 'target': tgt, 'kind': kind, 'dataset': spec.label,
+                       'name': _record_name(record)}
+        logging.info('%s: %d eval examples x %d kinds (%d corrupt skipped)', spec.label, n - skipped, len(kinds),
+                     skipped)
+
+
+def make_eval_examples(data_cfg: ml_collections.ConfigDict, *, split: str = 'test', seed: int = 0,
+                       limit: int | None = None) -> list[dict]:
+    """All eval examples of data_cfg.eval_datasets as a list (see iter_eval_examples)."""
+    return list(iter_eval_examples(data_cfg, open_eval_sources(data_cfg, split, limit), seed=seed))
