@@ -15,7 +15,7 @@ from restorenet_jax.train_step import create_train_state, make_train_step
 from tests.training.tiny import tiny_config
 
 
-def one_step(devices, batch):
+def one_step(devices, batch, shard_params_min_size=0):
     c = tiny_config()
     arch = model_arch(c)
     params = init_params(arch, jax.random.PRNGKey(0))
@@ -24,13 +24,14 @@ def one_step(devices, batch):
     tx = optim.make_optimizer(c.optim, labels, set(phase))
     state = create_train_state(params, tx, use_ema=False)
     mesh = Mesh(np.asarray(devices), (sharding.DATA_AXIS,))
-    state_sh = sharding.param_sharding(mesh, state)
+    state_sh = sharding.param_sharding(mesh, state, shard_params_min_size)
     fn = jax.jit(make_train_step(build_model(arch), psnr_loss, tx, optim.learning_rate_schedule(c.optim, 10),
                                  labels, phase, c.optim.grad_clip, 0.0),
                  in_shardings=(state_sh, sharding.batch_sharding(mesh)),
                  out_shardings=(state_sh, sharding.replicated(mesh)))
     state, metrics = fn(jax.device_put(state, state_sh), sharding.global_batch(mesh, batch))
-    return jax.device_get(state.params), float(metrics["loss"])
+    split = sum(not a.sharding.is_fully_replicated for a in jax.tree_util.tree_leaves(state.params))
+    return jax.device_get(state.params), float(metrics["loss"]), split
 
 
 if __name__ == "__main__":
@@ -38,8 +39,14 @@ if __name__ == "__main__":
     rng = np.random.default_rng(0)
     batch = {"input": rng.random((8, 16, 16, 3), dtype=np.float32), "target": rng.random((8, 16, 16, 3),
                                                                                           dtype=np.float32)}
-    p8, l8 = one_step(jax.devices(), batch)
-    p1, l1 = one_step(jax.devices()[:1], batch)
+    p8, l8, _ = one_step(jax.devices(), batch)
+    p1, l1, _ = one_step(jax.devices()[:1], batch)
+    # Large parameters (and their optimiser moments) split over the 8 devices instead of replicated.
+    ps, ls, split = one_step(jax.devices(), batch, shard_params_min_size=64)
     diffs = [float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-12))
              for a, b in zip(jax.tree_util.tree_leaves(p8), jax.tree_util.tree_leaves(p1))]
-    json.dump({"max_rel_diff": max(diffs), "loss8": l8, "loss1": l1}, sys.stdout)
+    sdiffs = [float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-12))
+              for a, b in zip(jax.tree_util.tree_leaves(ps), jax.tree_util.tree_leaves(p1))]
+    json.dump({"max_rel_diff": max(diffs), "loss8": l8, "loss1": l1, "sharded_max_rel_diff": max(sdiffs),
+               "sharded_leaves": split},
+              sys.stdout)

@@ -20,6 +20,7 @@ def _env(**extra):
 
 
 def test_eight_simulated_devices_match_one_device():
+    """Replicated parameters and (shard_params_min_size) parameters sharded over the devices."""
     out = subprocess.run([sys.executable, "tests/training/multi_device_step.py"], cwd=ROOT, capture_output=True,
                          text=True, timeout=600,
                          env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=8"))
@@ -27,6 +28,7 @@ def test_eight_simulated_devices_match_one_device():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     # Not bit-exact (the batch-mean reductions are summed in a different order across devices): 1e-5 relative.
     assert result["max_rel_diff"] < 1e-5, result
+    assert result["sharded_leaves"] > 0 and result["sharded_max_rel_diff"] < 1e-5, result
     assert abs(result["loss8"] - result["loss1"]) < 1e-5 * abs(result["loss1"]), result
 
 

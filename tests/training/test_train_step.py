@@ -120,3 +120,32 @@ def test_group_typo_is_an_error_not_a_silent_freeze():
         optim.group_labels(params, {"deblur": "^deblur/", "denoise": "^denoise/", "extra": "^extr/"})
     with pytest.raises(ValueError, match="several groups"):
         optim.group_labels(params, {"a": "^deblur/", "b": "deblur", "denoise": "^denoise/", "extra": "^extra/"})
+
+
+def test_frozen_backbones_cost_no_backward_pass():
+    """Stage 'extra' differentiates only the extra network: its compiled step does far fewer FLOPs than 'full'."""
+    flops = {}
+    for stage in ("extra", "full"):
+        state, fns, phases = _setup(stage, steps=2)
+        compiled = fns[phases[0][0]].lower(state, _batch()).compile()
+        analysis = compiled.cost_analysis()
+        analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+        flops[stage] = float(analysis["flops"])
+    # The tiny backbones hold most of the compute; without their backward pass the step is much cheaper.
+    assert flops["extra"] < 0.7 * flops["full"], flops
+
+
+def test_ema_tracks_the_parameters():
+    c = tiny_config(**{"model.kind": "baseline", "freeze.stage": "full", "optim.ema_decay": 0.5})
+    c.model.backbone = c.model.deblur
+    c.freeze.groups = ml_collections.ConfigDict(dict(backbone=".*"))
+    arch = model_arch(c)
+    params = init_params(arch, jax.random.PRNGKey(0))
+    labels = optim.group_labels(params, c.freeze.groups)
+    tx = optim.make_optimizer(c.optim, labels, {"backbone"})
+    state = create_train_state(params, tx, use_ema=True)
+    fn = jax.jit(make_train_step(build_model(arch), psnr_loss, tx, optim.learning_rate_schedule(c.optim, 4),
+                                 labels, frozenset({"backbone"}), 1.0, 0.5))
+    new, _ = fn(state, _batch())
+    jax.tree_util.tree_map(lambda e, p0, p1: np.testing.assert_allclose(e, 0.5 * p0 + 0.5 * p1, rtol=1e-6),
+                           new.ema_params, state.params, new.params)
