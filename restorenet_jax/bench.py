@@ -101,6 +101,7 @@ def _rate_figures(flop: float, seconds: float, dtype: str) -> dict:
     out = {"gflop": flop / 1e9, "tflops_per_s": flop / seconds / 1e12}
     peak = flops.peak_flops(jax.local_devices()[0].device_kind, dtype)
     if peak:
+        out["peak_tflops_per_s"] = peak / 1e12
         out["mfu"] = flop / seconds / peak
     return out
 

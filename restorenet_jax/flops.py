@@ -14,6 +14,8 @@ from restorenet_jax.models.arch import BaselineArch, ModelArch
 
 # Peak dense FLOP/s per device by (device-kind substring, compute dtype), from vendor data sheets. The first
 # matching substring wins, so more specific names come first. CPUs are 'unknown': MFU is then omitted.
+# 'float32' is the plain (non-tensor-core) FP32 rate; XLA's default precision may run fp32 convolutions on TF32
+# tensor cores (H100 SXM: 494e12), so an fp32 MFU above 100 % means TF32 was used: read the bf16 MFU instead.
 PEAK_FLOPS: tuple[tuple[str, Mapping[str, float]], ...] = (
     ("H200", {"bfloat16": 989e12, "float32": 67e12}),
     ("H100 PCIe", {"bfloat16": 756e12, "float32": 51e12}),
