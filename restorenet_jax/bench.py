@@ -214,7 +214,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m restorenet_jax.bench", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m restorenet_jax.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny widths and shapes (CPU, < 1 minute)")
     p.add_argument("--out", help="write FILE.json and FILE.md (a .json/.md suffix is replaced)")
