@@ -1,0 +1,104 @@
+"""The benchmark harness (issue 5): analytic FLOPs against the published MAC counts, and a --quick run whose JSON has
+every section with positive finite timings and whose Markdown report renders."""
+import json
+import math
+
+import pytest
+
+from configs import bench as bench_config
+from restorenet_jax import bench, bench_report, bench_torch, flops
+from restorenet_jax.models.arch import GOPRO_W64, RESTORENET_EXTRA_W64, SIDD_W64, BaselineArch, ModelArch
+
+
+def _baseline(arch):
+    return ModelArch(kind="baseline", backbone=arch)
+
+
+@pytest.mark.parametrize("arch, published_gmacs", [(GOPRO_W64, 82.0), (SIDD_W64, 83.0)])
+def test_macs_match_published_figures(arch, published_gmacs):
+    # REFERENCE section 1: GoPro-w64 ~82 GMACs and SIDD-w64 ~83 GMACs at 256x256.
+    gmacs = flops.model_macs(_baseline(arch), 256, 256)["backbone"] / 1e9
+    assert gmacs == pytest.approx(published_gmacs, rel=0.03)
+
+
+def test_macs_follow_padding_and_training_rule():
+    tiny = BaselineArch(4, (1, 1), 1, (1, 1), 2, 2)
+    model = _baseline(tiny)
+    # Inputs are padded to a multiple of 4, so 13x13 costs exactly what 16x16 does.
+    assert flops.model_macs(model, 13, 13) == flops.model_macs(model, 16, 16)
+    # Doubling both sides quadruples the per-pixel work; only the pooled attention vector is size-independent.
+    attention = sum(flops.block_macs(c, 0, 2, 2) * n for c, n in ((4, 1), (8, 1), (16, 1), (8, 1), (4, 1)))
+    small, big = flops.model_macs(model, 16, 16)["backbone"], flops.model_macs(model, 32, 32)["backbone"]
+    assert big - attention == 4 * (small - attention)
+    rn = ModelArch(kind="restorenet", deblur=GOPRO_W64, denoise=SIDD_W64, extra=RESTORENET_EXTRA_W64)
+    macs = flops.model_macs(rn, 256, 256)
+    extra_step = flops.train_flops(rn, 256, 256, 8, frozenset({"extra"}))
+    assert extra_step == 2 * 8 * (macs["deblur"] + macs["denoise"] + 3 * macs["extra"])
+    assert flops.inference_flops(rn, 256, 256, 2) == 2 * 2 * sum(macs.values())
+
+
+def test_peak_table_lookup():
+    assert flops.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16") == pytest.approx(989e12)
+    assert flops.peak_flops("NVIDIA H100 PCIe", "float32") == pytest.approx(51e12)
+    assert flops.peak_flops("cpu", "float32") is None
+
+
+def _check_timed(entry):
+    assert "error" not in entry, entry
+    for key in ("median_s", "min_s", "mean_s", "ms"):
+        assert math.isfinite(entry[key]) and entry[key] > 0, (entry["name"], key, entry[key])
+    assert entry["min_s"] <= entry["median_s"]
+    assert entry["gflop"] > 0
+    assert entry["peak_memory"]["bytes"] > 0
+
+
+def test_quick_run_has_every_section_and_renders(tmp_path):
+    cfg = bench_config.get_config("quick")
+    cfg.label, cfg.suite = "test", "quick"
+    with_torch = bench_torch.unavailable_reason() is None
+    results = bench.run(cfg, None, with_torch=with_torch, progress=False)
+
+    assert len(results["infer"]) == len(cfg.infer_models) * len(cfg.dtypes)
+    assert len(results["train"]) == len(cfg.train) * len(cfg.train_batches)
+    for entry in results["infer"] + results["train"]:
+        _check_timed(entry)
+        assert entry["lower_s"] > 0 and entry["compile_s"] > 0
+        assert entry["program_bytes"] > 0
+        assert entry["tflops_per_s"] > 0
+    for entry in results["train"]:
+        assert entry["images_per_s"] == pytest.approx(entry["batch"] / entry["median_s"])
+    extra = next(e for e in results["train"] if e["stage"] == "extra")
+    assert extra["trainable"] == ["extra"]
+    if with_torch:
+        assert results["torch_infer"] and results["torch_train"]
+        for entry in results["torch_infer"] + results["torch_train"]:
+            _check_timed(entry)
+        assert len(results["comparisons"]) == len(results["torch_infer"]) + len(results["torch_train"])
+        assert all(c["torch_over_jax"] > 0 for c in results["comparisons"])
+    meta = results["meta"]
+    assert meta["versions"]["jax"] and meta["versions"]["flax"] and meta["device"]["device_kind"]
+
+    markdown = bench_report.to_markdown(results)
+    sections = ["## Inference (JAX)", "## Training step (JAX"]
+    sections += ["## Inference (PyTorch", "## Training step (PyTorch", "## JAX vs PyTorch"] if with_torch else []
+    for title in sections:
+        assert title in markdown
+    rows = [line for line in markdown.splitlines() if line.startswith("| tiny_")]
+    timed = sum(len(results[s]) for s in ("infer", "train", "torch_infer", "torch_train"))
+    assert len(rows) == timed
+
+    paths = bench_report.write(results, markdown, str(tmp_path / "sub" / "quick.json"))
+    assert [p.name for p in paths] == ["quick.json", "quick.md"]
+    assert json.loads(paths[0].read_text())["infer"][0]["ms"] == results["infer"][0]["ms"]
+    assert paths[1].read_text().startswith("# RestoreNet-JAX benchmark")
+
+
+def test_cli_lists_entries_and_rejects_bad_input(capsys):
+    assert bench.main(["--list", "--no-torch"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "infer/gopro64/bfloat16" in names and "train/restorenet64-extra/b32" in names
+    assert not any(n.startswith("torch-") for n in names)
+    for argv in (["--quick", "--only", "nothing-matches*"], ["--size", "720by1280"], ["--iters", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            bench.main(argv)
+        assert exc.value.code == 2
