@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 
 from restorenet_jax.models.arch import BaselineArch
-from restorenet_jax.models.layers import (LayerNorm2d, channel_pool, conv, gelu, pad_to_multiple, pixel_shuffle,
-                                          tlc_kernel_size)
+from restorenet_jax.models.layers import (DepthwiseConv3x3, LayerNorm2d, channel_pool, conv, gelu, pad_to_multiple,
+                                          pixel_shuffle, tlc_kernel_size)
 
 Dtype = Any
 
@@ -33,6 +33,7 @@ class BaselineBlock(nn.Module):
     ffn_expand: int = 2
     pool_kernel: tuple[int, int] | None = None
     dtype: Dtype = jnp.float32
+    depthwise_impl: str = "auto"  # see layers.DepthwiseConv3x3
 
     @nn.compact
     def __call__(self, inp: jax.Array) -> jax.Array:
@@ -40,7 +41,7 @@ class BaselineBlock(nn.Module):
         dw = c * self.dw_expand
         x = LayerNorm2d(dtype=dt, name="norm1")(inp)
         x = conv(dw, 1, name="conv1", dtype=dt)(x)
-        x = conv(dw, 3, groups=dw, name="conv2", dtype=dt)(x)
+        x = DepthwiseConv3x3(dw, self.depthwise_impl, dt, name="conv2")(x)
         x = gelu(x)
         # Channel attention ("se"): pool -> 1x1 -> ReLU -> 1x1 -> sigmoid, then rescale the features.
         s = channel_pool(x, self.pool_kernel).astype(dt)

@@ -43,6 +43,41 @@ class LayerNorm2d(nn.Module):
         return (y * scale + bias).astype(self.dtype)
 
 
+class DepthwiseConv3x3(nn.Module):
+    """A 3x3 depthwise convolution (padding 1, bias) with nn.Conv's parameter names and layout
+    (kernel [3, 3, 1, C], bias [C]), so checkpoints are the same whichever implementation runs.
+
+    impl 'conv' is XLA's grouped convolution; 'shifted' sums nine shifted multiply-adds, which XLA's CPU backend runs
+    7-20x faster than its grouped convolution (bench/results); 'auto' picks 'shifted' on the CPU, 'conv' elsewhere.
+    Both give the same result to float32 rounding.
+    """
+
+    features: int
+    impl: str = "auto"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """[B, H, W, C] -> [B, H, W, C]."""
+        impl = self.impl
+        if impl == "auto":
+            impl = "shifted" if jax.default_backend() == "cpu" else "conv"
+        if impl not in ("conv", "shifted"):
+            raise ValueError(f"unknown depthwise implementation {impl!r}")
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, 1, self.features), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        x, k = x.astype(self.dtype), kernel.astype(self.dtype)
+        if impl == "conv":
+            y = jax.lax.conv_general_dilated(x, k, (1, 1), ((1, 1), (1, 1)),
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                             feature_group_count=self.features)
+        else:
+            h, w = x.shape[1:3]
+            xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+            y = sum(xp[:, i:i + h, j:j + w, :] * k[i, j, 0] for i in range(3) for j in range(3))
+        return y + bias.astype(self.dtype)
+
+
 def tlc_kernel_size(train_size: tuple[int, int], pad_multiple: int, level: int) -> tuple[int, int]:
     """The TLC pooling window at U-Net `level`, exactly as the official `Local_Base.convert` fixes it.
 

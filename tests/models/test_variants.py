@@ -46,3 +46,15 @@ def test_bf16_compute_keeps_fp32_params_and_close_output():
     assert y.dtype == np.float32
     mse = float(np.mean((y - fp32) ** 2))
     assert 0 < mse and 10 * np.log10(1.0 / mse) > 30.0  # bf16 really differs, but only slightly
+
+
+def test_depthwise_implementations_agree():
+    from restorenet_jax.models.layers import DepthwiseConv3x3
+
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 13, 17, 8))
+    params = DepthwiseConv3x3(8, "conv").init(jax.random.PRNGKey(0), x)
+    a = DepthwiseConv3x3(8, "conv").apply(params, x)
+    b = DepthwiseConv3x3(8, "shifted").apply(params, x)
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown depthwise"):
+        DepthwiseConv3x3(8, "fft").apply(params, x)
