@@ -23,7 +23,6 @@ from PIL import Image
 from tqdm import tqdm
 
 from restorenet_jax.data import sources, transforms
-from restorenet_jax.data.transforms import CorruptImageError
 
 FLAGS = flags.FLAGS
 
@@ -58,14 +57,11 @@ def export(data_cfg: ml_collections.ConfigDict, out_dir: str | Path, split: str 
         folder = Path(spec.label.replace('/', '_')) / (spec.split or split)
         for i in tqdm(range(n), desc=f'export {spec.label}', unit='img'):
             record = source[i]
-            try:
-                inp, tgt = transforms.decode_pair(record)
-            except CorruptImageError as e:
-                if data_cfg.on_corrupt == 'raise':
-                    raise
+            pair = transforms.decode_or_skip(record, data_cfg.on_corrupt, f'{spec.label} example {i}')
+            if pair is None:
                 skipped['corrupt'] += 1
-                logging.warning('%s: skipping corrupt example %d (%s)', spec.label, i, e)
                 continue
+            inp, tgt = pair
             if transforms.is_dark(tgt, threshold):
                 skipped['dark'] += 1
                 continue

@@ -191,15 +191,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     best = {"psnr": -np.inf}
 
     def evaluate_fn(step, p, writer):
-        if not examples:
-            examples.extend(_eval_examples(config))
-        rows = []
-
-        def keep(ex, out):
-            if len(rows) < config.eval.num_samples:
-                rows.append(evaluation.sample_strip(ex["input"], out, ex["target"]))
-
-        result = evaluation.score_examples(make_predict(arch, p), examples, on_output=keep)
+        result, rows = score_with_samples(config, arch, p, examples)
         for group, values in result["groups"].items():  # per dataset and input kind
             writer.scalars(step, {k: v for k, v in values.items() if k != "count"}, prefix=f"eval/{group}")
         if rows:
@@ -219,8 +211,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     return report
 
 
-def final_report(config, arch: ModelArch, workdir: Path, params: Any, examples: list[dict]) -> dict:
-    """Scores the held-out split; writes side_by_side.png (input | output | target rows)."""
+def score_with_samples(config, arch: ModelArch, params: Any, examples: list[dict]) -> tuple[dict, list]:
+    """Scores the eval examples (loaded into `examples` on first use) and returns the first
+    config.eval.num_samples input | output | target strips."""
     if not examples:
         examples.extend(_eval_examples(config))
     rows = []
@@ -230,6 +223,12 @@ def final_report(config, arch: ModelArch, workdir: Path, params: Any, examples: 
             rows.append(evaluation.sample_strip(ex["input"], out, ex["target"]))
 
     result = evaluation.score_examples(make_predict(arch, jax.device_get(params)), examples, on_output=keep)
+    return result, rows
+
+
+def final_report(config, arch: ModelArch, workdir: Path, params: Any, examples: list[dict]) -> dict:
+    """Scores the held-out split; writes side_by_side.png (input | output | target rows)."""
+    result, rows = score_with_samples(config, arch, params, examples)
     if jax.process_index() == 0 and rows:
         from PIL import Image
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from restorenet_jax import model_io
 from restorenet_jax.models.arch import BaselineArch, ExtraArch, ModelArch
-from restorenet_jax.models.restorenet import init_params
+from restorenet_jax.models.restorenet import abstract_params
 
 TINY_DEBLUR = BaselineArch(width=4, enc_blk_nums=(1, 1, 1, 2), middle_blk_num=1, dec_blk_nums=(1, 1, 1, 1),
                            dw_expand=2, ffn_expand=2)
@@ -26,16 +26,15 @@ TINY_ARCHS = {
 
 def random_params(arch: ModelArch, seed: int = 0, scale: float = 0.2) -> dict:
     """Parameters with every leaf random (beta/gamma too, so that no block is an identity)."""
-    params = init_params(arch, jax.random.PRNGKey(seed))
+    shapes = abstract_params(arch)  # shapes only: every value is drawn below, so nothing needs compiling
     rng = np.random.default_rng(seed)
 
-    def perturb(path, v):
-        v = np.asarray(v)
+    def draw(path, v):
         if path[-1].key == "scale":
             return (1.0 + scale * rng.standard_normal(v.shape)).astype(np.float32)
         return (scale * rng.standard_normal(v.shape)).astype(np.float32)
 
-    return jax.tree_util.tree_map_with_path(perturb, params)
+    return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
 def write_tiny_checkpoint(directory: str | Path, arch: str = "restorenet", seed: int = 0, tlc: bool = False) -> Path:

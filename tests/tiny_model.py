@@ -1,6 +1,6 @@
 """Tiny checkpoints and Restorers shared by the use-side tests (tiling / restore / serve / browser).
 
-Writing the tiny checkpoint runs `model.init` eagerly (~20 s here), so it is done once per process, not per module.
+Writing the tiny checkpoint is done once per process, not per module.
 Two flavours:
   * `tiny_checkpoint`: tests.checkpoint_fixtures as written by the lead (every weight random, scale 0.2). Its
     output is close to saturated noise: a strong test of plumbing, useless for "does it look like the input".

@@ -21,7 +21,7 @@ import numpy as np
 from absl import logging
 
 from restorenet_jax.data import sources, transforms
-from restorenet_jax.data.transforms import KINDS, CorruptImageError
+from restorenet_jax.data.transforms import KINDS
 
 
 @dataclasses.dataclass
@@ -63,15 +63,11 @@ class _TrainExample:
     def __call__(self, record: dict, rng: np.random.Generator) -> dict | None:
         cfg, stats = self.cfg, self.stats
         stats.seen += 1
-        try:
-            inp, tgt = transforms.decode_pair(record)
-        except CorruptImageError as e:
-            if cfg.on_corrupt == 'raise':
-                raise
+        pair = transforms.decode_or_skip(record, cfg.on_corrupt, f'{self.label} {_record_name(record)}')
+        if pair is None:
             stats.corrupt += 1
-            logging.warning('%s: skipping corrupt example %s (%s); %d skipped so far', self.label,
-                            _record_name(record), e, stats.corrupt)
             return self._reject()
+        inp, tgt = pair
         if transforms.is_dark(tgt, cfg.brightness_threshold):
             stats.dark += 1
             if stats.dark & (stats.dark - 1) == 0:  # log at 1, 2, 4, 8... to keep logs short
@@ -163,14 +159,11 @@ def iter_eval_examples(data_cfg: ml_collections.ConfigDict, opened: Sequence[tup
         skipped = 0
         for i in range(n):
             record = source[i]
-            try:
-                inp, tgt = transforms.decode_pair(record)
-            except CorruptImageError as e:
-                if data_cfg.on_corrupt == 'raise':
-                    raise
+            pair = transforms.decode_or_skip(record, data_cfg.on_corrupt, f'{spec.label} {_record_name(record)}')
+            if pair is None:
                 skipped += 1
-                logging.warning('%s: skipping corrupt eval example %s (%s)', spec.label, _record_name(record), e)
                 continue
+            inp, tgt = pair
             inp, tgt = transforms.center_crop(inp, data_cfg.eval_crop), transforms.center_crop(tgt, data_cfg.eval_crop)
             for kind in kinds:
                 rng = np.random.default_rng([seed, d, i, KINDS.index(kind)])

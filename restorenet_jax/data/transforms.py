@@ -8,6 +8,7 @@ import io
 
 import ml_collections
 import numpy as np
+from absl import logging
 from PIL import Image
 
 from restorenet_jax.data import degradations
@@ -51,6 +52,18 @@ def decode_pair(record: dict) -> tuple[np.ndarray, np.ndarray]:
     if inp.shape != tgt.shape:
         raise CorruptImageError(f'input {inp.shape} and target {tgt.shape} differ')
     return inp, tgt
+
+
+def decode_or_skip(record: dict, on_corrupt: str, where: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """decode_pair under the `on_corrupt` policy: 'raise' re-raises CorruptImageError; 'skip' logs a warning naming
+    `where` and returns None (the caller counts the skip)."""
+    try:
+        return decode_pair(record)
+    except CorruptImageError as e:
+        if on_corrupt == 'raise':
+            raise
+        logging.warning('%s: skipping corrupt example (%s)', where, e)
+        return None
 
 
 def mean_value(image: np.ndarray) -> float:

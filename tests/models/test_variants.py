@@ -9,7 +9,7 @@ import pytest
 
 from restorenet_jax.inference import Restorer
 from restorenet_jax.models.arch import NAMED_EXTRAS, ModelArch
-from restorenet_jax.models.restorenet import abstract_params, build_model, init_params
+from restorenet_jax.models.restorenet import abstract_params, build_model
 from tests.checkpoint_fixtures import TINY_ARCHS, TINY_DEBLUR, TINY_DENOISE, random_params
 
 
@@ -26,12 +26,15 @@ def test_named_extras_are_the_seed_candidates():
 
 @pytest.mark.parametrize("name", sorted(NAMED_EXTRAS))
 def test_each_extra_variant_runs_on_an_odd_size(name):
-    extra = dataclasses.replace(NAMED_EXTRAS[name], width=4)  # tiny width, same structure
+    # Tiny width and one block per level (compile time); kind, levels, decoder pattern and refine conv as named.
+    named = NAMED_EXTRAS[name]
+    extra = dataclasses.replace(named, width=4, enc_blk_nums=(1,) * named.levels, middle_blk_num=1,
+                                dec_blk_nums=tuple(min(n, 2) for n in named.dec_blk_nums))
     arch = ModelArch("restorenet", deblur=TINY_DEBLUR, denoise=TINY_DENOISE, extra=extra)
-    params = init_params(arch, jax.random.PRNGKey(0))
+    params = random_params(arch, seed=0, scale=0.1)
     assert set(params) >= {"deblur", "denoise", "extra"}
     assert ("refine_0" in params) == extra.refine_conv
-    y = build_model(arch).apply({"params": params}, jnp.ones((1, 21, 27, 3)) * 0.5)
+    y = jax.jit(build_model(arch).apply)({"params": params}, jnp.ones((1, 21, 27, 3)) * 0.5)
     assert y.shape == (1, 21, 27, 3) and bool(jnp.isfinite(y).all())
 
 
