@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from restorenet_jax import checkpoints, evaluation, model_io, optim, sharding
 from restorenet_jax.losses import get_loss
+from restorenet_jax.metric_writer import MetricWriter
 from restorenet_jax.models.arch import ModelArch
 from restorenet_jax.models.restorenet import build_model
 from restorenet_jax.train_step import TrainState, create_train_state, make_train_step
@@ -97,7 +98,7 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
                                   out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=0)
 
     is_main = jax.process_index() == 0
-    writer = _writer(workdir, is_main)
+    writer = MetricWriter(workdir, enabled=is_main)  # a no-op writer on processes other than 0
     start = int(state.step)
     total = config.num_train_steps
     bar = tqdm(total=total, initial=start, desc=f"train {workdir.name}", disable=not is_main, dynamic_ncols=True)
@@ -146,23 +147,6 @@ def _check_finite(state: TrainState, config, step: int) -> None:
 
 def _eval_params(state: TrainState) -> Any:
     return state.ema_params if state.ema_params is not None else state.params
-
-
-class _NullWriter:
-    def scalars(self, *a, **k):
-        pass
-
-    def image(self, *a, **k):
-        pass
-
-    def close(self):
-        pass
-
-
-def _writer(workdir: Path, enabled: bool):
-    from restorenet_jax.metric_writer import MetricWriter
-
-    return MetricWriter(workdir) if enabled else _NullWriter()
 
 
 def write_run_files(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path) -> None:
