@@ -14,11 +14,14 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)  ## create .venv and install the pinned requirements
 
+# One pytest worker per core; a file's tests stay on one worker so its module fixtures are built once.
+PYTEST := $(PY) -m pytest -q -n auto --dist loadfile
+
 test: $(STAMP)  ## the whole test suite (what CI runs)
-	$(PY) -m pytest -q tests
+	$(PYTEST) tests
 
 test-fast: $(STAMP)  ## skip the tests marked slow
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 demo: $(STAMP)  ## train the demo model on the embedded data set, writes runs/demo/
 	$(PY) -m restorenet_jax.main --config configs/bsd64.py:demo --workdir runs/demo

@@ -57,6 +57,17 @@ def get_config(variant: str = ""):
     c.torch_train = (("gopro64", "full"),)  # torch train-step entries (AdamW + PSNR loss, eager)
     c.optim = default.get_config().optim  # AdamW settings of the train steps (official recipe)
     c.loss = "psnr"
+    # Issue-5 targets, judged on `target_device` (a substring of JAX's device_kind); ratios are judged anywhere.
+    c.target_device = "H100"
+    c.targets = (
+        dict(entry="infer/gopro64/bfloat16", field="ms", max=8.0),  # 720p real time with headroom
+        dict(entry="infer/restorenet64/bfloat16", field="ms", max=25.0),  # >= 40 fps
+        dict(entry="train/gopro64-full/b8", field="ms", max=30.0),  # >= 4x the PyTorch original (131.7 ms)
+        dict(entry="train/gopro64-full/b32", field="mfu", min=0.35),
+        # Frozen branches cost a forward pass only: a stage-`extra` step is at most 1.2x a backbone step.
+        dict(entry="train/restorenet64-extra/b8", over="train/gopro64-full/b8", field="ms", max=1.2),
+        dict(entry="train/restorenet64-extra/b32", over="train/gopro64-full/b32", field="ms", max=1.2),
+    )
     if variant == "quick":
         _apply_quick(c)
     elif variant:
@@ -82,3 +93,7 @@ def _apply_quick(c):
     c.torch_infer_models = ("tiny_baseline", "tiny_restorenet")
     c.torch_train = (("tiny_baseline", "full"),)
     c.torch_threads = 1  # tiny ops: more threads only spin-wait on each other
+    # A smoke target over the tiny entries, so the quick run exercises the targets section (not a performance goal:
+    # at these sizes per-op overhead, not FLOPs, sets the time).
+    c.targets = (dict(entry="train/tiny_restorenet-extra/b2", over="train/tiny_baseline-full/b2", field="ms",
+                      max=10.0),)

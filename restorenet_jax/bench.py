@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from restorenet_jax import bench_report, flops, optim
+from restorenet_jax import bench_report, bench_targets, flops, optim
 from restorenet_jax.losses import get_loss
 from restorenet_jax.models.arch import ModelArch
 from restorenet_jax.models.restorenet import abstract_params, build_model
@@ -199,6 +199,8 @@ def run(cfg: Any, only: list[str] | None, with_torch: bool, progress: bool = Tru
             entry = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]}
         results[section].append({"name": name, **entry})
     results["comparisons"] = bench_report.comparisons(results)
+    results["targets"] = bench_targets.evaluate(results, [dict(t) for t in cfg.get("targets", ())],
+                                                cfg.get("target_device", ""))
     results["meta"]["final_peak_memory"] = peak_memory()
     return results
 

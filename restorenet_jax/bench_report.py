@@ -12,6 +12,8 @@ from typing import Any
 
 import jax
 
+from restorenet_jax import bench_targets
+
 
 def _version(package: str) -> str | None:
     try:
@@ -50,6 +52,7 @@ def metadata(cfg: Any, with_torch: bool) -> dict:
                      "train_size": cfg.train_size, "train_dtype": cfg.train_dtype, "loss": cfg.loss,
                      "timing": "median of iters device-synchronised calls after warm-up"},
         "torch": torch_note,
+        "target_device": cfg.get("target_device", ""),
     }
 
 
@@ -124,6 +127,7 @@ def to_markdown(results: dict) -> str:
     common = [("ms (median)", "ms"), ("compile s (lower + XLA)", _compile),
               ("program MiB", lambda e: _mb(e, "program_bytes")),
               ("peak MiB", lambda e: _mb(e, "peak")), ("GFLOP", "gflop"), ("TFLOP/s", "tflops_per_s"), ("MFU", _mfu)]
+    lines += bench_targets.to_markdown(results.get("targets", []), m.get("target_device", ""))
     if results["infer"]:
         lines += ["## Inference (JAX)", ""] + _table(results["infer"], [
             ("model", "model"), ("dtype", "dtype"), ("input", _shape), ("fps", "fps")] + common) + [""]

@@ -50,8 +50,8 @@ def initial_params(config: ml_collections.ConfigDict, arch: ModelArch, workdir: 
             params = model_io.load_backbone_into(params, branch, path, expected=getattr(arch, branch))
             logging.info("%s initialised from %s", branch, path)
         elif config.pretrain.steps > 0:
-            params = model_io.load_backbone_into(params, branch, pretrain_backbone(config, arch, branch, workdir,
-                                                                                   make_train_iter))
+            params = model_io.load_backbone_into(params, branch, pretrain_backbone(
+                config, arch, branch, workdir, make_train_iter, start=params[branch]))
         elif branch not in ever_trained and not config.init.allow_random_backbones:
             raise InitError(
                 f"the {branch} backbone is frozen in stage {config.freeze.stage!r} but no weights are given: set "
@@ -66,9 +66,12 @@ def _official_name(branch: str) -> str:
 
 
 def pretrain_backbone(config: ml_collections.ConfigDict, arch: ModelArch, branch: str, workdir: Path,
-                      make_train_iter=None) -> Path:
+                      make_train_iter=None, start: Any = None) -> Path:
     """Briefly trains one backbone alone (deblur on blur pairs, denoise on noise pairs) in
-    WORKDIR/pretrain/<branch>; returns its model directory. Resumable; skipped when already complete."""
+    WORKDIR/pretrain/<branch>; returns its model directory. Resumable; skipped when already complete.
+
+    `start`: the backbone's initial parameters (the branch of an initialised RestoreNet: no second initialisation
+    to compile); None initialises it from the seed."""
     from restorenet_jax.train import run_stage
 
     stage_dir = Path(workdir) / "pretrain" / branch
@@ -86,8 +89,9 @@ def pretrain_backbone(config: ml_collections.ConfigDict, arch: ModelArch, branch
     backbone_arch = ModelArch("baseline", backbone=getattr(arch, branch), train_size=arch.train_size)
     logging.info("pre-training the %s backbone for %d steps (ratio %s)", branch, sub.num_train_steps,
                  sub.data.ratio)
-    state = run_stage(sub, backbone_arch, stage_dir, init_params(backbone_arch, jax.random.PRNGKey(sub.seed)),
-                      make_train_iter)
+    if start is None:
+        start = init_params(backbone_arch, jax.random.PRNGKey(sub.seed))
+    state = run_stage(sub, backbone_arch, stage_dir, start, make_train_iter)
     if jax.process_index() == 0:
         model_io.save_model_dir(out, jax.device_get(state.params), backbone_arch, overwrite=True,
                                 info={"source": f"pretrain {branch}", "steps": sub.num_train_steps})

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from configs import bench as bench_config
-from restorenet_jax import bench, bench_report, bench_torch, flops
+from restorenet_jax import bench, bench_report, bench_targets, bench_torch, flops
 from restorenet_jax.models.arch import GOPRO_W64, RESTORENET_EXTRA_W64, SIDD_W64, BaselineArch, ModelArch
 
 
@@ -87,6 +87,12 @@ def test_quick_run_has_every_section_and_renders(tmp_path):
     timed = sum(len(results[s]) for s in ("infer", "train", "torch_infer", "torch_train"))
     assert len(rows) == timed
 
+    (smoke,) = results["targets"]  # the ratio of the two measured train steps, judged on any device
+    by_name = {e["name"]: e for e in results["train"]}
+    assert smoke["value"] == pytest.approx(by_name["train/tiny_restorenet-extra/b2"]["ms"]
+                                           / by_name["train/tiny_baseline-full/b2"]["ms"])
+    assert smoke["verdict"] in ("met", "missed") and "## Targets" in markdown
+
     paths = bench_report.write(results, markdown, str(tmp_path / "sub" / "quick.json"))
     assert [p.name for p in paths] == ["quick.json", "quick.md"]
     assert json.loads(paths[0].read_text())["infer"][0]["ms"] == results["infer"][0]["ms"]
@@ -102,3 +108,32 @@ def test_cli_lists_entries_and_rejects_bad_input(capsys):
         with pytest.raises(SystemExit) as exc:
             bench.main(argv)
         assert exc.value.code == 2
+
+
+def _fake_results(device_kind, **ms):
+    train = [{"name": f"train/{k}", "ms": v, "mfu": 0.4} for k, v in ms.items()]
+    return {"meta": {"device": {"device_kind": device_kind}}, "infer": [], "train": train}
+
+
+TARGETS = [dict(entry="train/a", field="ms", max=30.0), dict(entry="train/a", field="mfu", min=0.5),
+           dict(entry="train/b", over="train/a", field="ms", max=1.2), dict(entry="train/missing", field="ms", max=1.0)]
+
+
+def test_targets_verdicts_on_the_target_device():
+    rows = bench_targets.evaluate(_fake_results("NVIDIA H100 80GB HBM3", a=25.0, b=31.0), TARGETS, "H100")
+    assert [r["verdict"] for r in rows] == ["met", "missed", "missed", "not measured: train/missing"]
+    assert rows[2]["value"] == pytest.approx(31.0 / 25.0)
+    rows = bench_targets.evaluate(_fake_results("NVIDIA H100 PCIe", a=35.0, b=28.0), TARGETS[:1] + TARGETS[2:3],
+                                  "H100")
+    assert [r["verdict"] for r in rows] == ["missed", "met"]
+
+
+def test_targets_off_the_target_device_are_informative_except_ratios():
+    rows = bench_targets.evaluate(_fake_results("cpu", a=25.0, b=26.0), TARGETS[:3], "H100")
+    assert rows[0]["verdict"] == "n/a on cpu (target is for H100; would be met)"
+    assert rows[1]["verdict"].startswith("n/a on cpu") and rows[1]["verdict"].endswith("would be missed)")
+    assert rows[2]["verdict"] == "met"  # a ratio of two figures on the same device applies anywhere
+    lines = bench_targets.to_markdown(rows, "H100")
+    assert lines[0].startswith("## Targets") and len([x for x in lines if x.startswith("| train/")]) == 3
+    with pytest.raises(ValueError, match="exactly one"):
+        bench_targets.evaluate(_fake_results("cpu", a=1.0), [dict(entry="train/a", field="ms")], "H100")

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 import grain
 import ml_collections
 import numpy as np
-from absl import logging
+from absl import flags, logging
 
 from restorenet_jax.data import sources, transforms
 from restorenet_jax.data.transforms import KINDS
@@ -121,6 +121,9 @@ def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, seed: int, globa
     ds = datasets[0] if len(datasets) == 1 else grain.IterDataset.mix(datasets, weights)
     ds = ds.batch(global_batch_size // process_count, drop_remainder=True)
     if data_cfg.num_workers > 0:
+        if not flags.FLAGS.is_parsed():
+            # grain's worker start-up reads its absl flags; outside an absl app (tests, notebooks) take defaults.
+            flags.FLAGS.mark_as_parsed()
         ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=data_cfg.num_workers,
                                                          per_worker_buffer_size=data_cfg.worker_buffer_size))
     return iter(ds)

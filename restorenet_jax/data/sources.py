@@ -1,7 +1,9 @@
 """Dataset specs (`NAME[/CONFIG][@SPLIT][:WEIGHT]`) -> prepared TFDS builders -> random-access data sources."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 from pathlib import Path
 
 import ml_collections
@@ -61,7 +63,12 @@ def load_builder(spec: DatasetSpec, data_cfg: ml_collections.ConfigDict,
         builder = cls(data_dir=data_dir, file_format='array_record',
                       config=embedded_builder_config(data_cfg.embedded, data_cfg.blur))
         if prepare_embedded and not builder.is_prepared():
-            builder.download_and_prepare()
+            with _exclusive_lock(Path(data_dir) / f'.embedded-{builder.builder_config.name}.lock'):
+                # Another process (a second host process, a parallel test worker) may have built it meanwhile.
+                builder = cls(data_dir=data_dir, file_format='array_record',
+                              config=embedded_builder_config(data_cfg.embedded, data_cfg.blur))
+                if not builder.is_prepared():
+                    builder.download_and_prepare()
         return builder
     builder = cls(data_dir=data_dir, file_format='array_record', config=spec.config)
     if not builder.is_prepared():
@@ -69,6 +76,18 @@ def load_builder(spec: DatasetSpec, data_cfg: ml_collections.ConfigDict,
             f'dataset {spec.label} is not prepared in {data_dir}; run: python -m restorenet_jax.prepare_data '
             f'{spec.label} --manual-dir DIR --data-dir {data_dir}')
     return builder
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path: Path):
+    """An advisory lock held across processes on this host while the body runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def pair_kind(spec: DatasetSpec) -> str:

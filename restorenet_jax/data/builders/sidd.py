@@ -1,8 +1,8 @@
 """SIDD-Medium sRGB (Abdelhamed et al. 2018): real noisy/clean pairs, plus the validation blocks from .mat files.
 
-Validation .mat files are read with scipy.io.loadmat, which handles MATLAB v5 files only. The official
-`Validation*BlocksSrgb.mat` may be v7.3 (HDF5); if loadmat rejects them, re-save them as v5
-(`scipy.io.savemat(path, {...})`) — a clear error says so.
+Validation .mat files are read with scipy.io.loadmat, as the public SIDD evaluation scripts read the official
+`Validation*BlocksSrgb.mat` (MATLAB v5). A file re-saved as v7.3 (HDF5) cannot be read that way: a clear error asks
+to re-save it as v5 (`scipy.io.savemat(path, {...})`).
 """
 from __future__ import annotations
 
