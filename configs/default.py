@@ -37,6 +37,9 @@ def get_config():
     c.max_nonfinite_steps = 20  # consecutive non-finite steps (skipped) before the run stops
     c.compute_dtype = "bfloat16"  # activations; parameters and optimiser state stay float32
     c.shard_params_min_size = 0  # > 0: shard parameters with at least this many elements over devices
+    # Persistent XLA compilation cache: a restarted or repeated run skips recompiling ("" = off). The environment
+    # variable JAX_COMPILATION_CACHE_DIR, when set, takes precedence.
+    c.compilation_cache_dir = "~/.cache/restorenet_jax/xla"
 
     # Model: fields of restorenet_jax.models.arch.ModelArch.
     c.model = ml_collections.ConfigDict()

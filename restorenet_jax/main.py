@@ -8,7 +8,9 @@ checkpoint in the workdir. On a TPU VM pod or a SLURM allocation, start the same
 """
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import jax
 from absl import app, flags, logging
@@ -22,9 +24,24 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def use_compilation_cache(config_dir: str) -> str | None:
+    """Turns on JAX's persistent compilation cache; returns its directory (None: off).
+
+    JAX_COMPILATION_CACHE_DIR, when set, wins over the config (JAX reads it itself).
+    """
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return os.environ["JAX_COMPILATION_CACHE_DIR"]
+    if not config_dir:
+        return None
+    path = str(Path(config_dir).expanduser())
+    jax.config.update("jax_compilation_cache_dir", path)
+    return path
+
+
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    use_compilation_cache(_CONFIG.value.get("compilation_cache_dir", ""))
     sharding.maybe_initialize_distributed()
     logging.info("process %d of %d; devices: %s", jax.process_index(), jax.process_count(), jax.devices())
     from restorenet_jax import train

@@ -16,7 +16,9 @@ if _FAST_COMPILE not in os.environ.get("XLA_FLAGS", ""):
 import jax  # noqa: E402
 
 # Tiny test models spend most of their time compiling; a persistent cache makes re-runs fast.
-jax.config.update("jax_compilation_cache_dir", os.path.join(ROOT, ".cache", "jax"))
+# The environment variable also reaches subprocesses and wins over config.compilation_cache_dir in main.
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(ROOT, ".cache", "jax")
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 # Reference comparisons need true fp32 convolutions.
 jax.config.update("jax_default_matmul_precision", "highest")
