@@ -13,7 +13,7 @@ from absl import logging
 
 from restorenet_jax import checkpoints, model_io, optim
 from restorenet_jax.models.arch import ModelArch
-from restorenet_jax.models.restorenet import init_params
+from restorenet_jax.models.restorenet import abstract_params, init_params
 
 BRANCHES = ("deblur", "denoise")
 
@@ -27,7 +27,7 @@ def initial_params(config: ml_collections.ConfigDict, arch: ModelArch, workdir: 
     """Initial parameters of the main stage (ignored by the caller's restore when the workdir has a checkpoint)."""
     key = jax.random.PRNGKey(config.seed)
     if resuming:  # shapes only: the checkpoint provides the values
-        return init_params(arch, key)
+        return abstract_params(arch)
     if config.init.resume:
         src_arch, params = checkpoints.resolve_model(config.init.resume)
         if src_arch.replace(tlc=False, train_size=arch.train_size) != arch.replace(tlc=False):

@@ -62,6 +62,8 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
     """Trains `params` for config.num_train_steps in `workdir`, resuming from its newest checkpoint if any.
 
     Args:
+      params: the initial parameters; shapes (jax.ShapeDtypeStruct leaves) suffice when the workdir holds a
+        checkpoint.
       evaluate_fn: optional callback(step, params, writer) -> overall metrics dict, run every
         config.eval_every_steps (it may write per-group scalars and sample images itself).
     """
@@ -75,18 +77,23 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
     trainable_any = set().union(*[p for p, _ in phases])
     tx = optim.make_optimizer(config.optim, labels, trainable_any)
     schedule = optim.learning_rate_schedule(config.optim, config.num_train_steps)
-    state = create_train_state(params, tx, use_ema=config.optim.ema_decay > 0)
-    state_sh = sharding.param_sharding(mesh, state, config.shard_params_min_size)
-    state = jax.device_put(state, state_sh)
-
+    use_ema = config.optim.ema_decay > 0
     data_iter = (make_train_iter or _default_iter)(
         config.data, seed=config.seed, global_batch_size=config.batch_size, process_index=jax.process_index(),
         process_count=n_proc)
     ckpt = checkpoints.TrainCheckpointer(workdir, keep=config.keep_checkpoints)
     if ckpt.latest_step() is not None:
-        state = ckpt.restore(state, data_iter)
-        state = jax.device_put(state, state_sh)
+        # Shapes only: the checkpoint supplies every value, so no initial state is computed and thrown away.
+        abstract = jax.eval_shape(lambda p: create_train_state(p, tx, use_ema), params)
+        state_sh = sharding.param_sharding(mesh, abstract, config.shard_params_min_size)
+        target = jax.tree_util.tree_map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
+                                        abstract, state_sh)
+        state = jax.device_put(ckpt.restore(target, data_iter), state_sh)
         logging.info("resumed %s at step %d", workdir, int(state.step))
+    else:
+        state = create_train_state(params, tx, use_ema)
+        state_sh = sharding.param_sharding(mesh, state, config.shard_params_min_size)
+        state = jax.device_put(state, state_sh)
 
     model = build_model(arch, dtype=jnp.dtype(config.compute_dtype))
     loss_fn = get_loss(config.loss)
