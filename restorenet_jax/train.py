@@ -81,19 +81,17 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
     data_iter = (make_train_iter or _default_iter)(
         config.data, seed=config.seed, global_batch_size=config.batch_size, process_index=jax.process_index(),
         process_count=n_proc)
+    abstract = jax.eval_shape(lambda p: create_train_state(p, tx, use_ema), params)
+    state_sh = sharding.param_sharding(mesh, abstract, config.shard_params_min_size)
     ckpt = checkpoints.TrainCheckpointer(workdir, keep=config.keep_checkpoints)
     if ckpt.latest_step() is not None:
-        # Shapes only: the checkpoint supplies every value, so no initial state is computed and thrown away.
-        abstract = jax.eval_shape(lambda p: create_train_state(p, tx, use_ema), params)
-        state_sh = sharding.param_sharding(mesh, abstract, config.shard_params_min_size)
+        # Restore into shapes: the checkpoint supplies every value, so no initial state is computed and thrown away.
         target = jax.tree_util.tree_map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
                                         abstract, state_sh)
         state = jax.device_put(ckpt.restore(target, data_iter), state_sh)
         logging.info("resumed %s at step %d", workdir, int(state.step))
     else:
-        state = create_train_state(params, tx, use_ema)
-        state_sh = sharding.param_sharding(mesh, state, config.shard_params_min_size)
-        state = jax.device_put(state, state_sh)
+        state = jax.device_put(create_train_state(params, tx, use_ema), state_sh)
 
     model = build_model(arch, dtype=jnp.dtype(config.compute_dtype))
     loss_fn = get_loss(config.loss)

@@ -9,9 +9,9 @@ if ROOT not in sys.path:
 # Tests run tiny models, where XLA:CPU spends far more time compiling than running: LLVM's optimisation level 0
 # halves cold compile times (a tiny training run: 80 s -> 44 s, bit-identical results here). Set before JAX starts,
 # and inherited by the subprocesses tests launch.
-_FAST_COMPILE = "--xla_backend_optimization_level=0"
-if _FAST_COMPILE not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FAST_COMPILE).strip()
+FAST_COMPILE_FLAG = "--xla_backend_optimization_level=0"
+if FAST_COMPILE_FLAG not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + FAST_COMPILE_FLAG).strip()
 
 import jax  # noqa: E402
 

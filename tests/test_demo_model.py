@@ -15,6 +15,7 @@ from PIL import Image
 from configs import bsd64
 from restorenet_jax import metrics, restore
 from restorenet_jax.data import pipeline
+from tests.conftest import FAST_COMPILE_FLAG
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,8 +33,7 @@ def test_demo_recipe_restores_unseen_photos(tmp_path):
     workdir = tmp_path / "demo"
     # Hundreds of real training steps: run them with XLA's optimised code, not the suite's fast-compile setting.
     env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu",
-               JAX_COMPILATION_CACHE_DIR=str(ROOT / ".cache" / "jax"),
-               XLA_FLAGS=os.environ.get("XLA_FLAGS", "").replace("--xla_backend_optimization_level=0", ""))
+               XLA_FLAGS=os.environ.get("XLA_FLAGS", "").replace(FAST_COMPILE_FLAG, ""))
     done = subprocess.run([sys.executable, "-m", "restorenet_jax.main", "--config=configs/bsd64.py:demo",
                            f"--workdir={workdir}", "--config.pretrain.steps=100", "--config.num_train_steps=120",
                            "--config.checkpoint_every_steps=60", "--config.eval.limit=4"],

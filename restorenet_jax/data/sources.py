@@ -60,13 +60,12 @@ def load_builder(spec: DatasetSpec, data_cfg: ml_collections.ConfigDict,
     data_dir = str(Path(data_cfg.data_dir).expanduser())
     cls = BUILDERS[spec.name]
     if spec.name == 'embedded':
-        builder = cls(data_dir=data_dir, file_format='array_record',
-                      config=embedded_builder_config(data_cfg.embedded, data_cfg.blur))
+        config = embedded_builder_config(data_cfg.embedded, data_cfg.blur)
+        builder = cls(data_dir=data_dir, file_format='array_record', config=config)
         if prepare_embedded and not builder.is_prepared():
-            with _exclusive_lock(Path(data_dir) / f'.embedded-{builder.builder_config.name}.lock'):
+            with _exclusive_lock(Path(data_dir) / f'.embedded-{config.name}.lock'):
                 # Another process (a second host process, a parallel test worker) may have built it meanwhile.
-                builder = cls(data_dir=data_dir, file_format='array_record',
-                              config=embedded_builder_config(data_cfg.embedded, data_cfg.blur))
+                builder = cls(data_dir=data_dir, file_format='array_record', config=config)
                 if not builder.is_prepared():
                     builder.download_and_prepare()
         return builder

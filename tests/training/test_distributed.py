@@ -14,16 +14,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(**extra):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", **extra)
-    env["JAX_COMPILATION_CACHE_DIR"] = str(ROOT / ".cache" / "jax")
-    return env
+    return dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", **extra)
 
 
 def test_eight_simulated_devices_match_one_device():
     """Replicated parameters and (shard_params_min_size) parameters sharded over the devices."""
     out = subprocess.run([sys.executable, "tests/training/multi_device_step.py"], cwd=ROOT, capture_output=True,
                          text=True, timeout=600,
-                         env=_env(XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"))
+                         env=_env(XLA_FLAGS=os.environ.get("XLA_FLAGS", "")
+                                  + " --xla_force_host_platform_device_count=8"))
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     # Not bit-exact (the batch-mean reductions are summed in a different order across devices): 1e-5 relative.

@@ -23,9 +23,7 @@ def _command(workdir):
 
 
 def _env():
-    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
-    env["JAX_COMPILATION_CACHE_DIR"] = str(ROOT / ".cache" / "jax")
-    return env
+    return dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
 
 
 def _last_logged_step(workdir) -> int:
