@@ -10,7 +10,7 @@ augmentation on real noisy pairs.
 """
 import ml_collections
 
-from configs import default
+from restorenet_jax.configs import default
 
 
 def get_config(variant: str = "gopro64"):

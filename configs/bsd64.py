@@ -1,7 +1,7 @@
-"""The chosen RestoreNet: extra width 64, trained on BSD-B only (the seed's "BSD(64)"); plus the `demo` variant.
+"""The chosen RestoreNet: extra width 64, trained on BSD-B only (the original RestoreNet's "BSD(64)"); plus the `demo` variant.
 
     python -m restorenet_jax.main --config configs/bsd64.py --workdir runs/bsd64
-Reproduces the seed's BSD(64) model (their RealBlur-Tele validation: 25.02 dB / 0.845 SSIM). Needs BSD-B prepared
+Reproduces the original RestoreNet's BSD(64) model (their RealBlur-Tele validation: 25.02 dB / 0.845 SSIM). Needs BSD-B prepared
 (`python -m restorenet_jax.prepare_data bsd_b --manual-dir DIR`) and the converted official backbones in
 models/gopro64 and models/sidd64.
 
@@ -10,8 +10,7 @@ Tiny widths on the embedded default set (no downloads): pre-trains small backbon
 denoise on noise pairs), trains the extra network, evaluates on the held-out split and writes report.json and a
 side-by-side PNG. About 10 minutes on 2 CPU cores.
 """
-from configs import default
-from configs.default import baseline_arch
+from restorenet_jax.configs import default
 
 
 def get_config(variant: str = ""):
@@ -33,11 +32,7 @@ def apply_demo(c):
     c.data.datasets = "embedded"
     c.data.eval_datasets = "embedded"
     c.data.crop_size = 64
-    c.model.train_size = (64, 64)
-    c.model.deblur = baseline_arch(8, (1, 1, 1, 2), 1, (1, 1, 1, 1))
-    c.model.denoise = baseline_arch(8, (1, 1, 2, 2), 2, (1, 1, 1, 1))
-    c.model.extra.width = 8
-    c.model.extra.enc_blk_nums = (1, 1, 1, 2)
+    default.demo_model(c.model)
     c.compute_dtype = "float32"  # bf16 is slow on CPUs
     c.init.deblur = ""
     c.init.denoise = ""

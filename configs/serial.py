@@ -4,7 +4,7 @@
     python -m restorenet_jax.main --config configs/serial.py --workdir runs/serial
 
 With num_train_steps = 0 the run only assembles the two converted backbones into one checkpoint and evaluates it
-(the seed's untrained serial baseline); raise num_train_steps to fine-tune both (stage 'full') on BSD-B.
+(the original RestoreNet's untrained serial baseline); raise num_train_steps to fine-tune both (stage 'full') on BSD-B.
 """
 import ml_collections
 

@@ -1,3 +1,21 @@
-"""restorenet-jax: a JAX/Flax reimplementation of RestoreNet (joint deblur + denoise for dark CCTV images)."""
+"""restorenet-jax: a JAX/Flax reimplementation of RestoreNet (joint deblur + denoise for dark CCTV images).
+
+Subpackages, lowest layer first; a module imports only from its own layer or a lower one (tests/test_layout.py
+checks this, function-local imports included):
+
+    configs     built-in default configurations (ConfigDicts only; experiment files live in the repository's configs/)
+    models      the networks (Baseline, RestoreNet, serial, DANet), their one architecture record, model directories,
+                and the one jitted forward pass (`models.predictor.Predictor`)
+    data        dataset builders, the resumable grain pipeline, degradations, prepare/export logic
+    evaluation  metrics with BasicSR conventions and scoring over examples
+    training    the loop, the step, optimiser and freezing, sharding, checkpoints, initialisation, losses, logs
+    inference   `Restorer` (a converted model dir or a training workdir), tiling, image/video I/O
+    apps, convert, bench
+                the commands: train, evaluate, restore, serve; checkpoint converters; the benchmark harness
+
+Data flows one way: config -> data -> training -> checkpoints -> inference -> evaluate / restore / serve. The
+modules `main`, `restore`, `serve`, `evaluate`, `prepare_data`, `export_degraded` (and the `bench` package) are the
+`python -m restorenet_jax.<name>` entry points.
+"""
 
 __version__ = "0.1.0"

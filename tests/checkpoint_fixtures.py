@@ -6,7 +6,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from restorenet_jax import model_io
+from restorenet_jax.models import model_dir
 from restorenet_jax.models.arch import BaselineArch, ExtraArch, ModelArch
 from restorenet_jax.models.restorenet import abstract_params
 
@@ -40,5 +40,5 @@ def random_params(arch: ModelArch, seed: int = 0, scale: float = 0.2) -> dict:
 def write_tiny_checkpoint(directory: str | Path, arch: str = "restorenet", seed: int = 0, tlc: bool = False) -> Path:
     """Writes a tiny random model directory (`arch` in 'baseline', 'restorenet', 'serial') and returns its path."""
     model_arch = TINY_ARCHS[arch].replace(tlc=tlc)
-    return model_io.save_model_dir(directory, random_params(model_arch, seed), model_arch, overwrite=True,
+    return model_dir.save_model_dir(directory, random_params(model_arch, seed), model_arch, overwrite=True,
                                    info={"source": "tests.checkpoint_fixtures"})

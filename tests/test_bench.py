@@ -1,12 +1,16 @@
-"""The benchmark harness (issue 5): analytic FLOPs against the published MAC counts, and a --quick run whose JSON has
+"""The benchmark harness: analytic FLOPs against the published MAC counts, and a --quick run whose JSON has
 every section with positive finite timings and whose Markdown report renders."""
 import json
 import math
 
 import pytest
 
-from configs import bench as bench_config
-from restorenet_jax import bench, bench_report, bench_targets, bench_torch, flops
+from restorenet_jax.configs import bench as bench_config
+from restorenet_jax.bench import harness
+from restorenet_jax.bench import report
+from restorenet_jax.bench import targets
+from restorenet_jax.bench import torch_reference
+from restorenet_jax.bench import flops
 from restorenet_jax.models.arch import GOPRO_W64, RESTORENET_EXTRA_W64, SIDD_W64, BaselineArch, ModelArch
 
 
@@ -16,7 +20,7 @@ def _baseline(arch):
 
 @pytest.mark.parametrize("arch, published_gmacs", [(GOPRO_W64, 82.0), (SIDD_W64, 83.0)])
 def test_macs_match_published_figures(arch, published_gmacs):
-    # REFERENCE section 1: GoPro-w64 ~82 GMACs and SIDD-w64 ~83 GMACs at 256x256.
+    # The NAFNet paper: GoPro-w64 ~82 GMACs and SIDD-w64 ~83 GMACs at 256x256.
     gmacs = flops.model_macs(_baseline(arch), 256, 256)["backbone"] / 1e9
     assert gmacs == pytest.approx(published_gmacs, rel=0.03)
 
@@ -55,8 +59,8 @@ def _check_timed(entry):
 def test_quick_run_has_every_section_and_renders(tmp_path):
     cfg = bench_config.get_config("quick")
     cfg.label, cfg.suite = "test", "quick"
-    with_torch = bench_torch.unavailable_reason() is None
-    results = bench.run(cfg, None, with_torch=with_torch, progress=False)
+    with_torch = torch_reference.unavailable_reason() is None
+    results = harness.run(cfg, None, with_torch=with_torch, progress=False)
 
     assert len(results["infer"]) == len(cfg.infer_models) * len(cfg.dtypes)
     assert len(results["train"]) == len(cfg.train) * len(cfg.train_batches)
@@ -78,7 +82,7 @@ def test_quick_run_has_every_section_and_renders(tmp_path):
     meta = results["meta"]
     assert meta["versions"]["jax"] and meta["versions"]["flax"] and meta["device"]["device_kind"]
 
-    markdown = bench_report.to_markdown(results)
+    markdown = report.to_markdown(results)
     sections = ["## Inference (JAX)", "## Training step (JAX"]
     sections += ["## Inference (PyTorch", "## Training step (PyTorch", "## JAX vs PyTorch"] if with_torch else []
     for title in sections:
@@ -93,20 +97,20 @@ def test_quick_run_has_every_section_and_renders(tmp_path):
                                            / by_name["train/tiny_baseline-full/b2"]["ms"])
     assert smoke["verdict"] in ("met", "missed") and "## Targets" in markdown
 
-    paths = bench_report.write(results, markdown, str(tmp_path / "sub" / "quick.json"))
+    paths = report.write(results, markdown, str(tmp_path / "sub" / "quick.json"))
     assert [p.name for p in paths] == ["quick.json", "quick.md"]
     assert json.loads(paths[0].read_text())["infer"][0]["ms"] == results["infer"][0]["ms"]
     assert paths[1].read_text().startswith("# RestoreNet-JAX benchmark")
 
 
 def test_cli_lists_entries_and_rejects_bad_input(capsys):
-    assert bench.main(["--list", "--no-torch"]) == 0
+    assert harness.main(["--list", "--no-torch"]) == 0
     names = capsys.readouterr().out.split()
     assert "infer/gopro64/bfloat16" in names and "train/restorenet64-extra/b32" in names
     assert not any(n.startswith("torch-") for n in names)
     for argv in (["--quick", "--only", "nothing-matches*"], ["--size", "720by1280"], ["--iters", "0"]):
         with pytest.raises(SystemExit) as exc:
-            bench.main(argv)
+            harness.main(argv)
         assert exc.value.code == 2
 
 
@@ -120,20 +124,20 @@ TARGETS = [dict(entry="train/a", field="ms", max=30.0), dict(entry="train/a", fi
 
 
 def test_targets_verdicts_on_the_target_device():
-    rows = bench_targets.evaluate(_fake_results("NVIDIA H100 80GB HBM3", a=25.0, b=31.0), TARGETS, "H100")
+    rows = targets.evaluate(_fake_results("NVIDIA H100 80GB HBM3", a=25.0, b=31.0), TARGETS, "H100")
     assert [r["verdict"] for r in rows] == ["met", "missed", "missed", "not measured: train/missing"]
     assert rows[2]["value"] == pytest.approx(31.0 / 25.0)
-    rows = bench_targets.evaluate(_fake_results("NVIDIA H100 PCIe", a=35.0, b=28.0), TARGETS[:1] + TARGETS[2:3],
+    rows = targets.evaluate(_fake_results("NVIDIA H100 PCIe", a=35.0, b=28.0), TARGETS[:1] + TARGETS[2:3],
                                   "H100")
     assert [r["verdict"] for r in rows] == ["missed", "met"]
 
 
 def test_targets_off_the_target_device_are_informative_except_ratios():
-    rows = bench_targets.evaluate(_fake_results("cpu", a=25.0, b=26.0), TARGETS[:3], "H100")
+    rows = targets.evaluate(_fake_results("cpu", a=25.0, b=26.0), TARGETS[:3], "H100")
     assert rows[0]["verdict"] == "n/a on cpu (target is for H100; would be met)"
     assert rows[1]["verdict"].startswith("n/a on cpu") and rows[1]["verdict"].endswith("would be missed)")
     assert rows[2]["verdict"] == "met"  # a ratio of two figures on the same device applies anywhere
-    lines = bench_targets.to_markdown(rows, "H100")
+    lines = targets.to_markdown(rows, "H100")
     assert lines[0].startswith("## Targets") and len([x for x in lines if x.startswith("| train/")]) == 3
     with pytest.raises(ValueError, match="exactly one"):
-        bench_targets.evaluate(_fake_results("cpu", a=1.0), [dict(entry="train/a", field="ms")], "H100")
+        targets.evaluate(_fake_results("cpu", a=1.0), [dict(entry="train/a", field="ms")], "H100")

@@ -5,9 +5,9 @@ import importlib
 import jax
 import pytest
 
-from restorenet_jax import optim
+from restorenet_jax.training import optim
 from restorenet_jax.models.restorenet import abstract_params
-from restorenet_jax.train import model_arch
+from restorenet_jax.training.loop import model_arch
 
 CONFIGS = [("bsd64", None), ("bsd64", "demo"), ("bsd32", None), ("blno_only", None), ("serial", None),
            ("baseline", "gopro64"), ("baseline", "sidd64"), ("default", None)] + \

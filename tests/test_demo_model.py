@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from configs import bsd64
-from restorenet_jax import metrics, restore
+from restorenet_jax.evaluation import metrics
+from restorenet_jax.apps import restore
 from restorenet_jax.data import pipeline
 from tests.conftest import FAST_COMPILE_FLAG
 

@@ -12,7 +12,10 @@ import jax
 import numpy as np
 import pytest
 
-from restorenet_jax import evaluate, evaluation, metrics, model_io
+from restorenet_jax.apps import evaluate
+from restorenet_jax.evaluation import scoring
+from restorenet_jax.evaluation import metrics
+from restorenet_jax.models import model_dir
 from restorenet_jax.models.arch import ModelArch
 from restorenet_jax.models.restorenet import build_model
 from tests.data.conftest import ROOT, bsd_tree, prepare, write_png
@@ -71,7 +74,7 @@ def report(env):
 
 
 def _examples(env):
-    from configs.data import get_data_config
+    from restorenet_jax.configs.data import get_data_config
     from restorenet_jax.data import pipeline
 
     cfg = get_data_config()
@@ -91,26 +94,26 @@ def test_table_has_every_row(report):
     assert list(result["groups"]) == DATASETS
     for dataset in DATASETS:
         groups = result["groups"][dataset]
-        assert list(groups) == [*KINDS, evaluation.DEGRADED]
+        assert list(groups) == [*KINDS, scoring.DEGRADED]
         for kind in KINDS:
             assert set(groups[kind]) == set(METHODS)
             assert all(groups[kind][m]["count"] == 2 for m in METHODS)
-        assert groups[evaluation.DEGRADED]["input"]["count"] == 6  # 2 images x 3 degraded kinds
+        assert groups[scoring.DEGRADED]["input"]["count"] == 6  # 2 images x 3 degraded kinds
         section = md.split(f"### {dataset} ")[1].split("###")[0]
-        assert all(f"{k} PSNR / SSIM" in section for k in [*KINDS, evaluation.DEGRADED])
+        assert all(f"{k} PSNR / SSIM" in section for k in [*KINDS, scoring.DEGRADED])
         for m in METHODS:
-            row = [r for r in section.splitlines() if r.startswith(f"| {evaluation.METHOD_LABELS[m]} |")]
+            row = [r for r in section.splitlines() if r.startswith(f"| {scoring.METHOD_LABELS[m]} |")]
             assert len(row) == 1 and row[0].count("/") == len(KINDS) + 1
     assert len(result["images"]) == len(DATASETS) * 2 * len(KINDS)
     assert all(i["size"] == [H, W] for i in result["images"])  # full resolution by default
     # The gt kind feeds the target itself: capped PSNR, SSIM 1.
-    assert result["groups"]["bsd_b"]["gt"]["input"]["psnr"] == evaluation.PSNR_CAP
+    assert result["groups"]["bsd_b"]["gt"]["input"]["psnr"] == scoring.PSNR_CAP
     assert result["groups"]["bsd_b"]["gt"]["input"]["ssim"] == pytest.approx(1.0)
 
 
 def test_numbers_equal_independent_metrics(env, report, tmp_path_factory):
     result, _ = report
-    arch, params = model_io.load_model_dir(env["ckpt"])
+    arch, params = model_dir.load_model_dir(env["ckpt"])
     common = dict(tlc=arch.tlc, train_size=arch.train_size)
     restorer = tiny_restorer(tmp_path_factory)
     predicts = {
@@ -128,7 +131,7 @@ def test_numbers_equal_independent_metrics(env, report, tmp_path_factory):
     for ex, image in zip(examples, result["images"]):
         for m, f in predicts.items():
             y = f(ex["input"])
-            psnr = min(metrics.psnr(y, ex["target"]), evaluation.PSNR_CAP)
+            psnr = min(metrics.psnr(y, ex["target"]), scoring.PSNR_CAP)
             ssim = metrics.ssim(y, ex["target"])
             np.testing.assert_allclose([image["scores"][m]["psnr"], image["scores"][m]["ssim"]], [psnr, ssim],
                                        rtol=1e-6, err_msg=f"{ex['dataset']}/{ex['kind']}/{ex['name']}/{m}")
@@ -143,9 +146,9 @@ def test_numbers_equal_independent_metrics(env, report, tmp_path_factory):
 
 def test_baseline_checkpoint_rows(env, report, tmp_path):
     """A single Baseline checkpoint gives input and model rows; the deblur backbone saved alone scores the same."""
-    arch, params = model_io.load_model_dir(env["ckpt"])
+    arch, params = model_dir.load_model_dir(env["ckpt"])
     single = ModelArch("baseline", backbone=arch.deblur, tlc=arch.tlc, train_size=arch.train_size)
-    ckpt = model_io.save_model_dir(tmp_path / "deblur", params["deblur"], single)
+    ckpt = model_dir.save_model_dir(tmp_path / "deblur", params["deblur"], single)
     out = tmp_path / "out"
     assert evaluate.main(["--checkpoint", str(ckpt), "--dataset", "realblur_j", "--limit", "2", "--kinds",
                           "blur_noise,blur", "--data-dir", str(env["data_dir"]), "--out", str(out), "-q"]) == 0
@@ -181,9 +184,9 @@ def test_with_tiling_routes_large_images_to_tiles():
 def test_tiled_cli_run(env, report, tmp_path):
     """--tile through the CLI (single Baseline checkpoint: one compilation): tiles change the model row only
     slightly (channel attention pools per tile), the input row not at all."""
-    arch, params = model_io.load_model_dir(env["ckpt"])
+    arch, params = model_dir.load_model_dir(env["ckpt"])
     single = ModelArch("baseline", backbone=arch.deblur, tlc=arch.tlc, train_size=arch.train_size)
-    ckpt = model_io.save_model_dir(tmp_path / "deblur", params["deblur"], single)
+    ckpt = model_dir.save_model_dir(tmp_path / "deblur", params["deblur"], single)
     out = tmp_path / "out"
     assert evaluate.main(["--checkpoint", str(ckpt), "--dataset", "realblur_j", "--limit", "1", "--kinds",
                           "blur", "--tile", "16", "--overlap", "8", "--data-dir", str(env["data_dir"]),
@@ -200,15 +203,15 @@ def test_tiled_cli_run(env, report, tmp_path):
 
 def test_crop_option(env, tmp_path):
     """--crop centre-crops every image (one small shape to compile); the gt kind then scores exactly."""
-    arch, params = model_io.load_model_dir(env["ckpt"])
+    arch, params = model_dir.load_model_dir(env["ckpt"])
     single = ModelArch("baseline", backbone=arch.deblur, tlc=arch.tlc, train_size=arch.train_size)
-    ckpt = model_io.save_model_dir(tmp_path / "deblur", params["deblur"], single)
+    ckpt = model_dir.save_model_dir(tmp_path / "deblur", params["deblur"], single)
     out = tmp_path / "out"
     assert evaluate.main(["--checkpoint", str(ckpt), "--dataset", "realblur_j", "--limit", "1", "--kinds", "gt",
                           "--crop", "16", "--data-dir", str(env["data_dir"]), "--out", str(out), "-q"]) == 0
     result = json.loads((out / "eval_realblur_j_test.json").read_text())
     assert result["crop"] == 16 and [i["size"] for i in result["images"]] == [[16, 16]]
-    assert result["groups"]["realblur_j"]["gt"]["input"] == {"psnr": evaluation.PSNR_CAP, "ssim": 1.0, "count": 1}
+    assert result["groups"]["realblur_j"]["gt"]["input"] == {"psnr": scoring.PSNR_CAP, "ssim": 1.0, "count": 1}
 
 
 @pytest.mark.parametrize("case, message", [

@@ -9,7 +9,7 @@ from scipy import ndimage
 from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from restorenet_jax import metrics
+from restorenet_jax.evaluation import metrics
 
 
 def _photo(name: str, size: int = 96) -> np.ndarray:

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restorenet_jax import media_io, metrics, png16, restore
+from restorenet_jax.inference import media_io
+from restorenet_jax.evaluation import metrics
+from restorenet_jax.inference import png16
+from restorenet_jax.apps import restore
 from tests.tiny_model import gentle_checkpoint, gentle_restorer, tiny_checkpoint, tiny_restorer
 
 # imageio-ffmpeg starts ffmpeg with subprocess (fork + exec at once), which JAX's fork warning does not concern.

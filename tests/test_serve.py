@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restorenet_jax import serve
+from restorenet_jax.apps import serve
 from tests.live_server import live_server
 from tests.tiny_model import tiny_checkpoint, tiny_restorer
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from restorenet_jax import tiling
+from restorenet_jax.inference import tiling
 
 
 def _box(radius: int):
@@ -108,7 +108,7 @@ def test_real_model_tiled_vs_untiled(tiny_restorer):
     """
     from skimage import data as skdata
 
-    from restorenet_jax import metrics
+    from restorenet_jax.evaluation import metrics
 
     img = skdata.astronaut()[100:164, 150:230].astype(np.float32) / 255.0
     full = tiny_restorer(img)

@@ -29,22 +29,22 @@ def gentle_checkpoint(tmp_path_factory) -> Path:
         import jax
         import numpy as np
 
-        from restorenet_jax import model_io
+        from restorenet_jax.models import model_dir
 
-        arch, params = model_io.load_model_dir(tiny_checkpoint(tmp_path_factory))
+        arch, params = model_dir.load_model_dir(tiny_checkpoint(tmp_path_factory))
 
         def shrink(path, v):
             v = np.asarray(v, np.float32)
             return 1.0 + 0.25 * (v - 1.0) if path[-1].key == "scale" else 0.25 * v
 
         params = jax.tree_util.tree_map_with_path(shrink, params)
-        _CACHE["gentle"] = model_io.save_model_dir(tmp_path_factory.mktemp("gentle_ckpt") / "model", params, arch)
+        _CACHE["gentle"] = model_dir.save_model_dir(tmp_path_factory.mktemp("gentle_ckpt") / "model", params, arch)
     return _CACHE["gentle"]
 
 
 def _restorer(key: str, path: Path):
     if key not in _CACHE:
-        from restorenet_jax.inference import Restorer
+        from restorenet_jax.inference.restorer import Restorer
 
         _CACHE[key] = Restorer.from_checkpoint(path)
     return _CACHE[key]

@@ -13,7 +13,7 @@ from PIL import Image
 
 from restorenet_jax.data import degradations
 
-# The seed's input kinds, in the order of the ratio string "BN:B:N:GT".
+# The original RestoreNet's input kinds, in the order of the ratio string "BN:B:N:GT".
 KINDS = ('blur_noise', 'blur', 'noise', 'gt')
 
 

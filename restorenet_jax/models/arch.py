@@ -43,8 +43,8 @@ class ExtraArch:
     """The "extra" network of RestoreNet that maps the two residuals (6 channels) to the correction.
 
     kind 'baseline' is the original RestoreNet "supple" U-Net (Baseline blocks, official key names);
-    'conv_deconv' and 'unet' are the seed's simpler comparison models. `refine_conv` appends two 3x3 convolutions
-    (the seed's "Baseline(Width16)+Conv").
+    'conv_deconv' and 'unet' are the original RestoreNet's simpler comparison models. `refine_conv` appends two 3x3 convolutions
+    (the original RestoreNet's "Baseline(Width16)+Conv").
     """
 
     kind: str = "baseline"
@@ -132,7 +132,7 @@ class ModelArch:
         return cls.from_dict(json.loads(text))
 
 
-# The official configurations (REFERENCE section 1 / options/train/*/Baseline-width64.yml).
+# The official configurations (NAFNet's options/train/*/Baseline-width64.yml).
 GOPRO_W64 = BaselineArch(width=64, enc_blk_nums=(1, 1, 1, 28), middle_blk_num=1, dec_blk_nums=(1, 1, 1, 1),
                          dw_expand=2, ffn_expand=2)
 SIDD_W64 = BaselineArch(width=64, enc_blk_nums=(2, 2, 4, 8), middle_blk_num=12, dec_blk_nums=(2, 2, 2, 2),
@@ -142,7 +142,7 @@ RESTORENET_EXTRA_W64 = ExtraArch()
 
 NAMED_BACKBONES = {"gopro64": GOPRO_W64, "sidd64": SIDD_W64}
 
-# The seed's extra-model candidates (slides 3.4): 4 levels, encoders [2, 2, 4, 8]; the slides' decoders [2, 2, 2, 2]
+# The original RestoreNet's extra-model candidates (the RestoreNet slides): 4 levels, encoders [2, 2, 4, 8]; the slides' decoders [2, 2, 2, 2]
 # as "baseline64_dec2". Select one in a config with `c.model.extra = ...` fields of the same names.
 NAMED_EXTRAS = {
     "conv_deconv": ExtraArch(kind="conv_deconv", width=32),

@@ -1,6 +1,6 @@
 """The NAFNet-paper Baseline block and U-Net, with parameter names that map 1:1 onto the official PyTorch keys.
 
-Official key -> Flax path (see convert/key_map.py): `encoders.L.B.conv1.weight` -> `encoders_L_B/conv1/kernel`,
+Official key -> Flax path (see restorenet_jax/convert/key_map.py): `encoders.L.B.conv1.weight` -> `encoders_L_B/conv1/kernel`,
 `se.1` -> `se_1`, `ups.L.0.weight` -> `ups_L/kernel`, `downs.L` -> `downs_L`, `middle_blks.B` -> `middle_blks_B`,
 `normN.weight` -> `normN/scale`, `beta`/`gamma` (1,C,1,1) -> (C,).
 """

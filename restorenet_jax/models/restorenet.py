@@ -19,7 +19,7 @@ Dtype = Any
 
 
 class ConvDeconv(nn.Module):
-    """The seed's simplest extra model: strided 3x3 convs down, 2x2 transposed convs up, no skips."""
+    """The original RestoreNet's simplest extra model: strided 3x3 convs down, 2x2 transposed convs up, no skips."""
 
     arch: ExtraArch
     out_channels: int = 3
@@ -40,7 +40,7 @@ class ConvDeconv(nn.Module):
 
 
 class PlainUNet(nn.Module):
-    """The seed's "U-Net" extra model: two 3x3 conv + ReLU per level, concatenated skips, transposed-conv ups."""
+    """The original RestoreNet's "U-Net" extra model: two 3x3 conv + ReLU per level, concatenated skips, transposed-conv ups."""
 
     arch: ExtraArch
     out_channels: int = 3
@@ -97,7 +97,7 @@ class RestoreNet(nn.Module):
         self.deblur = Baseline(a.deblur, **kw)
         self.denoise = Baseline(a.denoise, **kw)
         self.extra = make_extra(a.extra, **kw)
-        if a.extra.refine_conv:  # the seed's "+Conv": a small residual refinement after the extra network
+        if a.extra.refine_conv:  # the original RestoreNet's "+Conv": a small residual refinement after the extra network
             self.refine_0 = conv(a.extra.width, 3, name="refine_0", dtype=self.dtype)
             self.refine_1 = conv(3, 3, name="refine_1", dtype=self.dtype)
 
@@ -105,16 +105,27 @@ class RestoreNet(nn.Module):
         """The two backbone outputs on an already padded input (used by evaluation to score each branch)."""
         return self.deblur(x), self.denoise(x)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        h, w = x.shape[1:3]
-        inp = pad_to_multiple(x, self.arch.pad_multiple).astype(jnp.float32)
-        deblurred, denoised = self.branches(inp)
+    def _combine(self, inp: jax.Array, deblurred: jax.Array, denoised: jax.Array) -> jax.Array:
         residuals = jnp.concatenate([inp - deblurred, inp - denoised], axis=-1)
         correction = self.extra(residuals.astype(self.dtype))
         if self.arch.extra.refine_conv:
             correction = correction + self.refine_1(nn.relu(self.refine_0(correction)))
-        y = inp + correction.astype(jnp.float32)
-        return y[:, :h, :w]
+        return inp + correction.astype(jnp.float32)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h, w = x.shape[1:3]
+        inp = pad_to_multiple(x, self.arch.pad_multiple).astype(jnp.float32)
+        return self._combine(inp, *self.branches(inp))[:, :h, :w]
+
+    def comparison(self, x: jax.Array) -> dict[str, jax.Array]:
+        """What the evaluate command compares, each backbone run once on the input: the deblur and denoise
+        backbones alone, the serial deblur(denoise(x)) of the same backbones, and RestoreNet; [B, H, W, 3] each."""
+        h, w = x.shape[1:3]
+        inp = pad_to_multiple(x, self.arch.pad_multiple).astype(jnp.float32)
+        deblurred, denoised = self.branches(inp)
+        out = {"deblur": deblurred, "denoise": denoised, "serial": self.deblur(denoised),
+               "restorenet": self._combine(inp, deblurred, denoised)}
+        return {k: v[:, :h, :w].astype(jnp.float32) for k, v in out.items()}
 
 
 class SerialNet(nn.Module):
@@ -134,6 +145,14 @@ class SerialNet(nn.Module):
         inp = pad_to_multiple(x, self.arch.pad_multiple)
         return self.deblur(self.denoise(inp))[:, :h, :w]
 
+    def comparison(self, x: jax.Array) -> dict[str, jax.Array]:
+        """The backbones alone and in series, each run once on the input ([B, H, W, 3] each)."""
+        h, w = x.shape[1:3]
+        inp = pad_to_multiple(x, self.arch.pad_multiple)
+        denoised = self.denoise(inp)
+        out = {"deblur": self.deblur(inp), "denoise": denoised, "serial": self.deblur(denoised)}
+        return {k: v[:, :h, :w].astype(jnp.float32) for k, v in out.items()}
+
 
 def build_model(arch: ModelArch, dtype: Dtype = jnp.float32) -> nn.Module:
     """The Flax module for an architecture. Params are float32 whatever `dtype` (the compute dtype) is."""
@@ -144,15 +163,16 @@ def build_model(arch: ModelArch, dtype: Dtype = jnp.float32) -> nn.Module:
     return SerialNet(arch, dtype=dtype)
 
 
-def init_params(arch: ModelArch, rng: jax.Array, sample_size: int = 32) -> dict:
-    """Initialise parameters with a small input (shapes do not depend on the image size, compile time does)."""
+def init_params(arch: ModelArch, rng: jax.Array, sample_size: int = 32,
+                compiler_options: dict[str, Any] | None = None) -> dict:
+    """Initialise parameters with a small input (shapes do not depend on the image size, compile time does).
+
+    `compiler_options`: XLA options of the one-off init program (the trainer asks for a fast compile on CPUs)."""
     model = build_model(arch)
     size = max(sample_size, arch.pad_multiple)
     # Under jit, initialisation is one compiled program, which the persistent compilation cache can reuse.
     sample = jnp.zeros((1, size, size, 3), jnp.float32)
-    # It runs once, so on the CPU compile it fast rather than to run fast (the demo model: 42 s -> 24 s).
-    options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
-    return jax.jit(model.init).lower(rng, sample).compile(compiler_options=options)(rng, sample)["params"]
+    return jax.jit(model.init).lower(rng, sample).compile(compiler_options=compiler_options)(rng, sample)["params"]
 
 
 def abstract_params(arch: ModelArch) -> dict:

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from convert import flax_to_torch, torch_to_flax
+from restorenet_jax.convert import flax_to_torch, torch_to_flax
 from tests.checkpoint_fixtures import TINY_ARCHS, write_tiny_checkpoint
-from tests.reference import torch_models as tm
+from restorenet_jax.convert import torch_models as tm
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +86,11 @@ def test_existing_output_is_not_clobbered(tmp_path, capsys, state_dict):
 def test_flax_to_torch_rejects_non_model_dir_and_unofficial_extra(tmp_path, capsys):
     assert flax_to_torch.main([str(tmp_path), str(tmp_path / "x.pth")]) == 2
     assert "arch.json" in capsys.readouterr().err
-    from restorenet_jax import model_io
+    from restorenet_jax.models import model_dir
     from tests.checkpoint_fixtures import random_params
 
     arch = TINY_ARCHS["restorenet"].replace(extra=TINY_ARCHS["restorenet"].extra.__class__(kind="conv_deconv", width=4))
-    model_io.save_model_dir(tmp_path / "m", random_params(arch), arch)
+    model_dir.save_model_dir(tmp_path / "m", random_params(arch), arch)
     assert flax_to_torch.main([str(tmp_path / "m"), str(tmp_path / "x.pth")]) == 2
     assert "no official PyTorch class" in capsys.readouterr().err
     assert not (tmp_path / "x.pth").exists()
@@ -98,7 +98,7 @@ def test_flax_to_torch_rejects_non_model_dir_and_unofficial_extra(tmp_path, caps
 
 def test_tiny_checkpoint_fixture_restores(tmp_path):
     import numpy as np
-    from restorenet_jax.inference import Restorer
+    from restorenet_jax.inference.restorer import Restorer
 
     r = Restorer.from_checkpoint(write_tiny_checkpoint(tmp_path / "ck", "restorenet"))
     y = r(np.full((5, 7, 3), 0.5, np.float32))

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from convert import torch_to_flax
-from restorenet_jax.inference import Restorer
+from restorenet_jax.convert import torch_to_flax
+from restorenet_jax.inference.restorer import Restorer
 from restorenet_jax.models.arch import GOPRO_W64, SIDD_W64, ModelArch
-from tests.reference import torch_models as tm
+from restorenet_jax.convert import torch_models as tm
 
 
 @pytest.mark.slow

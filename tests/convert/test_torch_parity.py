@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from convert import flax_to_torch, torch_to_flax
-from convert.key_map import flatten
-from restorenet_jax import model_io
-from restorenet_jax.inference import Restorer
+from restorenet_jax.convert import flax_to_torch, torch_to_flax
+from restorenet_jax.convert.key_map import flatten
+from restorenet_jax.models import model_dir
+from restorenet_jax.inference.restorer import Restorer
 from tests.checkpoint_fixtures import TINY_ARCHS
-from tests.reference import torch_models as tm
+from restorenet_jax.convert import torch_models as tm
 
 
 def rel_err(a, b):
@@ -91,7 +91,7 @@ def test_round_trip_flax_torch_flax_is_exact(tmp_path, kind):
         assert torch.equal(fresh.state_dict()[k], v), k
     second = tmp_path / "second"
     assert torch_to_flax.main([str(pth), str(second)]) == 0
-    (_, p1), (_, p2) = model_io.load_model_dir(first), model_io.load_model_dir(second)
+    (_, p1), (_, p2) = model_dir.load_model_dir(first), model_dir.load_model_dir(second)
     f1, f2 = flatten(p1), flatten(p2)
     assert f1.keys() == f2.keys()
     for k in f1:

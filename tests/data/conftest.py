@@ -34,7 +34,7 @@ def write_png(path, image: np.ndarray) -> None:
 @pytest.fixture
 def data_cfg(tmp_path):
     """Tiny data config: embedded set of 16-24 px pairs, crop 16, data dir in tmp."""
-    from configs.data import get_data_config
+    from restorenet_jax.configs.data import get_data_config
 
     cfg = get_data_config()
     cfg.data_dir = str(tmp_path / 'tfds')

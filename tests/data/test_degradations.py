@@ -4,7 +4,7 @@ import pytest
 import skimage.data
 import skimage.transform
 
-from configs.degradations import get_blur_config, get_noise_config
+from restorenet_jax.configs.degradations import get_blur_config, get_noise_config
 from restorenet_jax.data import camera_pipeline
 from restorenet_jax.data import degradations as D
 

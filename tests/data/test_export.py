@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restorenet_jax.export_degraded import export
+from restorenet_jax.data.export import export
 from tests.data.conftest import ROOT
 
 

@@ -2,13 +2,13 @@
 import subprocess
 import sys
 
-from restorenet_jax import prepare_data
+from restorenet_jax.data import prepare
 from tests.data.conftest import ROOT, bsd_tree
 
 
 def test_prints_counts(tmp_path, capsys):
     bsd_tree(tmp_path / 'BSD_B', range(1, 5))
-    status = prepare_data.main(['BSD-B', '--manual-dir', str(tmp_path), '--data-dir', str(tmp_path / 'tfds')])
+    status = prepare.main(['BSD-B', '--manual-dir', str(tmp_path), '--data-dir', str(tmp_path / 'tfds')])
     assert status == 0
     assert 'train: 4 examples' in capsys.readouterr().out
 
@@ -24,5 +24,5 @@ def test_wrong_folder_exits_2_with_layout(tmp_path):
 
 
 def test_unknown_name_exits_2(tmp_path, capsys):
-    assert prepare_data.main(['nope', '--manual-dir', str(tmp_path)]) == 2
+    assert prepare.main(['nope', '--manual-dir', str(tmp_path)]) == 2
     assert 'unknown dataset' in capsys.readouterr().err

@@ -10,8 +10,8 @@ import pytest
 
 torch = pytest.importorskip('torch')
 
-from configs.degradations import get_noise_config  # noqa: E402
-from convert import danet as convert_danet  # noqa: E402
+from restorenet_jax.configs.degradations import get_noise_config  # noqa: E402
+from restorenet_jax.convert import danet as convert_danet  # noqa: E402
 from restorenet_jax.data import degradations  # noqa: E402
 from restorenet_jax.data.danet_noise import DanetNoiser  # noqa: E402
 from restorenet_jax.models.danet import UNetG, abstract_params  # noqa: E402

@@ -1,4 +1,4 @@
-"""The seed's extra-model variants build, run on odd sizes, and keep the parameter names training relies on;
+"""The original RestoreNet's extra-model variants build, run on odd sizes, and keep the parameter names training relies on;
 bf16 compute keeps float32 parameters and stays close to float32."""
 import dataclasses
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from restorenet_jax.inference import Restorer
+from restorenet_jax.inference.restorer import Restorer
 from restorenet_jax.models.arch import NAMED_EXTRAS, ModelArch
 from restorenet_jax.models.restorenet import abstract_params, build_model
 from tests.checkpoint_fixtures import TINY_ARCHS, TINY_DEBLUR, TINY_DENOISE, random_params
@@ -18,7 +18,7 @@ def test_named_extras_are_the_seed_candidates():
     assert NAMED_EXTRAS["baseline64_dec2"].dec_blk_nums == (2, 2, 2, 2)
     assert all(e.enc_blk_nums == (2, 2, 4, 8) for k, e in NAMED_EXTRAS.items() if e.kind == "baseline")
     assert NAMED_EXTRAS["baseline16_conv"].refine_conv
-    # Full-size extra (as shipped) is about 32 M parameters (REFERENCE section 2).
+    # Full-size extra (as shipped) is about 32 M parameters (the original RestoreNet checkpoint).
     arch = ModelArch("restorenet", deblur=TINY_DEBLUR, denoise=TINY_DENOISE, extra=NAMED_EXTRAS["baseline64"])
     n = sum(np.prod(v.shape) for v in jax.tree_util.tree_leaves(abstract_params(arch)["extra"]))
     assert 28e6 < n < 36e6

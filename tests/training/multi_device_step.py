@@ -7,11 +7,12 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from restorenet_jax import optim, sharding
-from restorenet_jax.losses import psnr_loss
+from restorenet_jax.training import optim
+from restorenet_jax.training import sharding
+from restorenet_jax.training.losses import psnr_loss
 from restorenet_jax.models.restorenet import build_model, init_params
-from restorenet_jax.train import model_arch
-from restorenet_jax.train_step import create_train_state, make_train_step
+from restorenet_jax.training.loop import model_arch
+from restorenet_jax.training.step import create_train_state, make_train_step
 from tests.training.tiny import tiny_config
 
 

@@ -1,8 +1,8 @@
-"""main.use_compilation_cache: the config turns JAX's persistent compilation cache on; the environment wins."""
+"""apps.train.use_compilation_cache: the config turns JAX's persistent compilation cache on; the environment wins."""
 import jax
 import pytest
 
-from restorenet_jax import main
+from restorenet_jax.apps import train as main
 
 
 @pytest.fixture

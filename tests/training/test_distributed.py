@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from restorenet_jax import checkpoints
+from restorenet_jax.training import checkpoints
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from restorenet_jax import checkpoints
+from restorenet_jax.training import checkpoints
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = "tests/training/tiny_main_config.py"

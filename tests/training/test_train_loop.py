@@ -5,10 +5,11 @@ import jax
 import numpy as np
 import pytest
 
-from restorenet_jax import checkpoints, train
+from restorenet_jax.training import checkpoints
+from restorenet_jax.training import loop, stage
 from restorenet_jax.data import pipeline
-from restorenet_jax.initialization import InitError
-from restorenet_jax.inference import Restorer
+from restorenet_jax.training.initialization import InitError
+from restorenet_jax.inference.restorer import Restorer
 from tests.training.tiny import tiny_config
 
 
@@ -49,8 +50,31 @@ def _metrics(workdir):
     return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_tiny_run_writes_everything_and_restores(tmp_path):
-    report = train.train_and_evaluate(tiny_config(**{"eval_every_steps": 3}), tmp_path)
+class RecordingPredictor(loop.Predictor):
+    """The trainer's Predictor, recording each instance and whether parameters were used in place."""
+
+    instances: list = []
+
+    def __init__(self, *args, **kwargs):
+        self.in_place = []
+        super().__init__(*args, **kwargs)
+        RecordingPredictor.instances.append(self)
+
+    def set_params(self, params):
+        super().set_params(params)
+        given, used = jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(self.params)
+        self.in_place.append(all(isinstance(g, jax.Array) and g is u for g, u in zip(given, used)))
+
+
+def test_tiny_run_writes_everything_and_restores(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "Predictor", RecordingPredictor)
+    RecordingPredictor.instances.clear()
+    report = loop.train_and_evaluate(tiny_config(**{"eval_every_steps": 3}), tmp_path)
+    # Two periodic evals and the final report share one predictor: one trace for the one eval shape, and the
+    # training state's device parameters are used where they are (no re-upload per eval or per image).
+    [predictor] = RecordingPredictor.instances
+    assert predictor.traces == 1
+    assert predictor.in_place == [True, True, True]
     for name in ("report.json", "report.md", "side_by_side.png", "metrics.jsonl", "arch.json", "config.json"):
         assert (tmp_path / name).is_file(), name
     assert list((tmp_path / "tensorboard").iterdir()), "TensorBoard event file missing"
@@ -65,18 +89,18 @@ def test_tiny_run_writes_everything_and_restores(tmp_path):
     assert [m["step"] for m in evals if m["split"] == "eval"] == [3, 6]
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["eval_samples_0000003.png",
                                                                       "eval_samples_0000006.png"]
-    assert checkpoints.resolve_model(tmp_path, which="best")[0] == train.model_arch(tiny_config())
+    assert checkpoints.resolve_model(tmp_path, which="best")[0] == loop.model_arch(tiny_config())
     assert json.loads((tmp_path / "report.json").read_text())["overall"] == report["overall"]
     assert checkpoints.TrainCheckpointer(tmp_path).latest_step() == 6
     # The workdir is a checkpoint for inference, giving the final parameters.
     arch, params = checkpoints.resolve_model(tmp_path)
-    assert arch == train.model_arch(tiny_config())
+    assert arch == loop.model_arch(tiny_config())
     y = Restorer(arch, params)(np.full((11, 13, 3), 0.5, np.float32))
     assert y.shape == (11, 13, 3)
 
 
 def test_injected_nan_is_skipped_counted_and_checkpoint_stays_finite(tmp_path):
-    train.train_and_evaluate(tiny_config(), tmp_path, make_train_iter=_injecting(1, 2))
+    loop.train_and_evaluate(tiny_config(), tmp_path, make_train_iter=_injecting(1, 2))
     last = [m for m in _metrics(tmp_path) if m["split"] == "train"][-1]
     assert last["nonfinite_total"] == 1
     _, params = checkpoints.resolve_model(tmp_path)
@@ -85,8 +109,8 @@ def test_injected_nan_is_skipped_counted_and_checkpoint_stays_finite(tmp_path):
 
 def test_repeated_nonfinite_steps_stop_the_run_keeping_good_checkpoints(tmp_path):
     config = tiny_config(**{"max_nonfinite_steps": 3, "num_train_steps": 12})
-    with pytest.raises(train.NonFiniteError, match="consecutive non-finite"):
-        train.train_and_evaluate(config, tmp_path, make_train_iter=_injecting(1, 100))
+    with pytest.raises(stage.NonFiniteError, match="consecutive non-finite"):
+        loop.train_and_evaluate(config, tmp_path, make_train_iter=_injecting(1, 100))
     step = checkpoints.TrainCheckpointer(tmp_path).latest_step()
     assert step is not None and step < 12
     _, params = checkpoints.resolve_model(tmp_path)
@@ -95,6 +119,6 @@ def test_repeated_nonfinite_steps_stop_the_run_keeping_good_checkpoints(tmp_path
 
 def test_frozen_random_backbones_are_refused(tmp_path):
     with pytest.raises(InitError, match="python -m convert.torch_to_flax"):
-        train.train_and_evaluate(tiny_config(**{"init.allow_random_backbones": False}), tmp_path / "a")
+        loop.train_and_evaluate(tiny_config(**{"init.allow_random_backbones": False}), tmp_path / "a")
     with pytest.raises(InitError, match="does not exist"):
-        train.train_and_evaluate(tiny_config(**{"init.deblur": str(tmp_path / "missing")}), tmp_path / "b")
+        loop.train_and_evaluate(tiny_config(**{"init.deblur": str(tmp_path / "missing")}), tmp_path / "b")

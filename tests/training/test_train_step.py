@@ -5,11 +5,11 @@ import ml_collections
 import numpy as np
 import pytest
 
-from restorenet_jax import optim
-from restorenet_jax.losses import psnr_loss
+from restorenet_jax.training import optim
+from restorenet_jax.training.losses import psnr_loss
 from restorenet_jax.models.restorenet import build_model, init_params
-from restorenet_jax.train import model_arch
-from restorenet_jax.train_step import create_train_state, make_train_step
+from restorenet_jax.training.loop import model_arch
+from restorenet_jax.training.step import create_train_state, make_train_step
 from tests.training.tiny import tiny_config
 
 

@@ -1,6 +1,6 @@
 """Tiny training configurations for tests: the demo config shrunk to 16-pixel crops and width-4 models."""
 from configs import bsd64
-from configs.default import baseline_arch
+from restorenet_jax.configs.default import baseline_arch
 
 
 def tiny_config(**overrides):

@@ -2,7 +2,7 @@
 
 Records keep the original encoded PNG bytes (no re-encoding, small files); the pipeline decodes them itself so a
 corrupt image can be skipped instead of crashing a reader. Builders write `array_record` files and are read back
-with `builder.as_data_source(split)` (REFERENCE §7: no TensorFlow is installed, so `tfrecord`/`as_dataset` are out).
+with `builder.as_data_source(split)` (no TensorFlow is installed, so `tfrecord`/`as_dataset` are out).
 """
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
         return f'Expected layout for {self.name}:\n{self.LAYOUT}'
 
     def _info(self) -> tfds.core.DatasetInfo:
-        # DatasetInfo(builder=self, ...) works for builders defined inside a package (REFERENCE §7).
+        # DatasetInfo(builder=self, ...) works for builders defined inside a package.
         return tfds.core.DatasetInfo(builder=self, description=self.DESCRIPTION, features=pair_features())
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):

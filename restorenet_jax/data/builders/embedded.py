@@ -1,6 +1,6 @@
 """The embedded default set: BSD-B-style (blurred, sharp) pairs made from scikit-image's bundled colour photos.
 
-Needs no manual dir or network: only photos that ship inside the scikit-image wheel are used (REFERENCE §6; the
+Needs no manual dir or network: only photos that ship inside the scikit-image wheel are used (the
 network-fetched `skimage.data` images are never called). Per pair: a random square region of a photo at a random
 scale (resized with PIL bicubic), blurred with `degradations.synthetic_blur` (+ a margin that is cut away again so
 the blur at the crop edge sees real content), both quantised to uint8 PNG. Noise is not baked in: the pipeline adds

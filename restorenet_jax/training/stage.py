@@ -1,12 +1,11 @@
-"""train_and_evaluate: backbone initialisation (or brief pre-training), the training loop, evaluation, report.
+"""One training stage: `run_stage` trains parameters for config.num_train_steps in a workdir.
 
-The loop is data parallel over one Mesh of all devices (jit with shardings, donated state), resumes from the
-newest checkpoint in the workdir (state, RNG-free deterministic data iterator included), skips non-finite steps,
-and logs to metrics.jsonl / TensorBoard with a progress bar.
+The stage is data parallel over one Mesh of all devices (jit with shardings, donated state), resumes from the
+newest checkpoint in its workdir (state and the deterministic data iterator), skips non-finite steps, and logs to
+metrics.jsonl / TensorBoard with a progress bar. The main run and each backbone pre-training are stages.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -14,16 +13,16 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from restorenet_jax import checkpoints, evaluation, model_io, optim, sharding
-from restorenet_jax.losses import get_loss
-from restorenet_jax.metric_writer import MetricWriter
+from restorenet_jax.data import pipeline
 from restorenet_jax.models.arch import ModelArch
 from restorenet_jax.models.restorenet import build_model
-from restorenet_jax.train_step import TrainState, create_train_state, make_train_step
+from restorenet_jax.training import checkpoints, optim, sharding
+from restorenet_jax.training.losses import get_loss
+from restorenet_jax.training.metric_writer import MetricWriter
+from restorenet_jax.training.step import TrainState, create_train_state, make_train_step
 
 MakeIter = Callable[..., Any]
 
@@ -35,26 +34,6 @@ class NonFiniteError(RuntimeError):
 def model_arch(config: ml_collections.ConfigDict) -> ModelArch:
     """The ModelArch described by config.model."""
     return ModelArch.from_dict(config.model.to_dict())
-
-
-def _default_iter(data_cfg, **kw):
-    from restorenet_jax.data import pipeline
-
-    return pipeline.make_train_iterator(data_cfg, **kw)
-
-
-def _eval_examples(config: ml_collections.ConfigDict) -> list[dict]:
-    from restorenet_jax.data import pipeline
-
-    return pipeline.make_eval_examples(config.data, split=config.eval.split, seed=config.seed,
-                                       limit=config.eval.limit or None)
-
-
-def make_predict(arch: ModelArch, params: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """Float32 single-image predict (jit cache per shape) for evaluation."""
-    model = build_model(arch, dtype=jnp.float32)
-    fwd = jax.jit(lambda p, x: model.apply({"params": p}, x))
-    return lambda x: np.asarray(fwd(params, jnp.asarray(x[None], jnp.float32))[0])
 
 
 def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path, params: Any,
@@ -78,7 +57,7 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
     tx = optim.make_optimizer(config.optim, labels, trainable_any)
     schedule = optim.learning_rate_schedule(config.optim, config.num_train_steps)
     use_ema = config.optim.ema_decay > 0
-    data_iter = (make_train_iter or _default_iter)(
+    data_iter = (make_train_iter or pipeline.make_train_iterator)(
         config.data, seed=config.seed, global_batch_size=config.batch_size, process_index=jax.process_index(),
         process_count=n_proc)
     abstract = jax.eval_shape(lambda p: create_train_state(p, tx, use_ema), params)
@@ -125,7 +104,7 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
                 bar.set_postfix(loss=f"{m['loss']:.3f}", psnr=f"{m['psnr']:.2f}", lr=f"{m['learning_rate']:.1e}")
                 _check_finite(state, config, done)
             if evaluate_fn is not None and config.eval_every_steps and done % config.eval_every_steps == 0:
-                writer.scalars(done, evaluate_fn(done, _eval_params(state), writer), prefix="eval")
+                writer.scalars(done, evaluate_fn(done, eval_params(state), writer), prefix="eval")
             if done % config.checkpoint_every_steps == 0 or done == total:
                 _check_finite(state, config, done)  # never write a checkpoint from a diverged run
                 ckpt.save(state, data_iter, force=done == total)
@@ -150,78 +129,5 @@ def _check_finite(state: TrainState, config, step: int) -> None:
                              "checkpoint holds the last good parameters. Lower optim.lr or check the data.")
 
 
-def _eval_params(state: TrainState) -> Any:
+def eval_params(state: TrainState) -> Any:
     return state.ema_params if state.ema_params is not None else state.params
-
-
-def write_run_files(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path) -> None:
-    """config.json and arch.json (the latter makes the workdir loadable by Restorer.from_checkpoint)."""
-    if jax.process_index() != 0:
-        return
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
-    (workdir / model_io.ARCH_FILE).write_text(json.dumps({"arch": arch.to_dict(), "info": {"source": "training"}},
-                                                         indent=2))
-
-
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
-                       make_train_iter: MakeIter | None = None) -> dict:
-    """Initialises (or resumes), trains, evaluates; returns the final report (also WORKDIR/report.json)."""
-    from restorenet_jax.initialization import initial_params
-
-    workdir = Path(workdir).absolute()
-    arch = model_arch(config)
-    write_run_files(config, arch, workdir)
-    started = time.perf_counter()
-    resuming = checkpoints.TrainCheckpointer(workdir).latest_step() is not None
-    params = initial_params(config, arch, workdir, make_train_iter, resuming)
-
-    examples: list[dict] = []
-    best = {"psnr": -np.inf}
-
-    def evaluate_fn(step, p, writer):
-        result, rows = score_with_samples(config, arch, p, examples)
-        for group, values in result["groups"].items():  # per dataset and input kind
-            writer.scalars(step, {k: v for k, v in values.items() if k != "count"}, prefix=f"eval/{group}")
-        if rows:
-            writer.image(step, "eval_samples", evaluation.stack_rows(rows))  # input | output | target
-        if result["overall"]["output_psnr"] > best["psnr"] and jax.process_index() == 0:
-            best["psnr"] = result["overall"]["output_psnr"]
-            model_io.save_model_dir(workdir / checkpoints.BEST, jax.device_get(p), arch, overwrite=True,
-                                    info={"step": step, "psnr": best["psnr"]})
-        return {k: v for k, v in result["overall"].items() if k != "count"}
-
-    state = run_stage(config, arch, workdir, params, make_train_iter, evaluate_fn)
-    report = final_report(config, arch, workdir, _eval_params(state), examples)
-    report["wall_time_s"] = time.perf_counter() - started
-    if jax.process_index() == 0:
-        (workdir / "report.json").write_text(json.dumps(report, indent=2))
-        logging.info("report: %s", json.dumps(report["overall"]))
-    return report
-
-
-def score_with_samples(config, arch: ModelArch, params: Any, examples: list[dict]) -> tuple[dict, list]:
-    """Scores the eval examples (loaded into `examples` on first use) and returns the first
-    config.eval.num_samples input | output | target strips."""
-    if not examples:
-        examples.extend(_eval_examples(config))
-    rows = []
-
-    def keep(ex, out):
-        if len(rows) < config.eval.num_samples:
-            rows.append(evaluation.sample_strip(ex["input"], out, ex["target"]))
-
-    result = evaluation.score_examples(make_predict(arch, jax.device_get(params)), examples, on_output=keep)
-    return result, rows
-
-
-def final_report(config, arch: ModelArch, workdir: Path, params: Any, examples: list[dict]) -> dict:
-    """Scores the held-out split; writes side_by_side.png (input | output | target rows)."""
-    result, rows = score_with_samples(config, arch, params, examples)
-    if jax.process_index() == 0 and rows:
-        from PIL import Image
-
-        img = evaluation.stack_rows(rows)
-        Image.fromarray((img * 255 + 0.5).astype(np.uint8)).save(workdir / "side_by_side.png")
-        (workdir / "report.md").write_text(evaluation.format_table(result) + "\n")
-    return {**result, "steps": int(config.num_train_steps), "model": arch.kind}

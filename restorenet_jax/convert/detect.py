@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from convert import key_map
+from restorenet_jax.convert import key_map
 from restorenet_jax.models.arch import BaselineArch, ExtraArch, ModelArch
 
 SHOW = 5  # offending keys named in an error message before "... and N more"

@@ -12,7 +12,7 @@ from typing import Any
 
 import jax
 
-from restorenet_jax import bench_targets
+from restorenet_jax.bench import targets
 
 
 def _version(package: str) -> str | None:
@@ -34,10 +34,10 @@ def _cpu_model() -> str:
 
 def metadata(cfg: Any, with_torch: bool) -> dict:
     """Where and with what the figures were taken."""
-    from restorenet_jax import bench_torch
+    from restorenet_jax.bench import torch_reference
 
     device = jax.local_devices()[0]
-    torch_note = (bench_torch.unavailable_reason() or "measured") if with_torch else "skipped (--no-torch)"
+    torch_note = (torch_reference.unavailable_reason() or "measured") if with_torch else "skipped (--no-torch)"
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "label": cfg.get("label", ""),
@@ -127,7 +127,7 @@ def to_markdown(results: dict) -> str:
     common = [("ms (median)", "ms"), ("compile s (lower + XLA)", _compile),
               ("program MiB", lambda e: _mb(e, "program_bytes")),
               ("peak MiB", lambda e: _mb(e, "peak")), ("GFLOP", "gflop"), ("TFLOP/s", "tflops_per_s"), ("MFU", _mfu)]
-    lines += bench_targets.to_markdown(results.get("targets", []), m.get("target_device", ""))
+    lines += targets.to_markdown(results.get("targets", []), m.get("target_device", ""))
     if results["infer"]:
         lines += ["## Inference (JAX)", ""] + _table(results["infer"], [
             ("model", "model"), ("dtype", "dtype"), ("input", _shape), ("fps", "fps")] + common) + [""]

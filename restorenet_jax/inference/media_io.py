@@ -18,7 +18,7 @@ from typing import Iterator, Optional
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from restorenet_jax import png16
+from restorenet_jax.inference import png16
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"})
 VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"})

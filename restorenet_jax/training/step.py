@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from restorenet_jax.losses import batch_psnr
+from restorenet_jax.training.losses import batch_psnr
 
 
 class TrainState(flax.struct.PyTreeNode):

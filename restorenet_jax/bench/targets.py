@@ -1,4 +1,4 @@
-"""Issue-5 targets checked against a benchmark run: each target names an entry (or a ratio of two entries), a field
+"""Performance targets checked against a benchmark run: each target names an entry (or a ratio of two entries), a field
 and a bound; the verdict is 'met', 'missed', 'not measured', or — off the target device — only informative.
 
 Targets live in configs/bench.py (`targets`, `target_device`), e.g.
@@ -56,7 +56,7 @@ def to_markdown(rows: list[dict], target_device: str) -> list[str]:
     """The targets as a Markdown section."""
     if not rows:
         return []
-    lines = [f"## Targets (issue 5; device {target_device or 'any'}; ratios on any device)", "",
+    lines = [f"## Targets (device {target_device or 'any'}; ratios on any device)", "",
              "| target | measured | verdict |", "|---|---|---|"]
     for r in rows:
         value = "–" if r["value"] is None else f"{r['value']:.3g}"

@@ -1,4 +1,4 @@
-"""PyTorch side of the benchmark: the reference models of tests/reference/torch_models.py (official key names and
+"""PyTorch side of the benchmark: the reference models of restorenet_jax/convert/torch_models.py (official key names and
 semantics, NCHW), timed like the JAX entries so that the report can state JAX/PyTorch ratios.
 
 Eager fp32 everywhere, plus bf16 autocast on CUDA (on a CPU, torch bf16 autocast is not what anyone deploys). The
@@ -13,7 +13,7 @@ import statistics
 import time
 from typing import Any, Callable
 
-from restorenet_jax import flops
+from restorenet_jax.bench import flops
 from restorenet_jax.models.arch import ModelArch
 
 
@@ -22,7 +22,7 @@ def unavailable_reason() -> str | None:
     try:
         import torch  # noqa: F401
 
-        from tests.reference import torch_models  # noqa: F401
+        from restorenet_jax.convert import torch_models  # noqa: F401
     except ImportError as e:
         return f"torch reference unavailable: {e}"
     return None
@@ -81,7 +81,7 @@ def bench_infer(model_name: str, arch: ModelArch, dtype: str, size: tuple[int, i
     """Eager latency of one [1, 3, H, W] forward under no_grad (bf16 = CUDA autocast)."""
     import torch
 
-    from tests.reference.torch_models import from_arch
+    from restorenet_jax.convert.torch_models import from_arch
 
     device = _device(cfg)
     model = from_arch(arch, seed=cfg.seed).to(device)
@@ -106,7 +106,7 @@ def bench_train(model_name: str, arch: ModelArch, stage: str, batch: int, cfg: A
     """Eager fp32 train step (AdamW, PSNR loss, clip) on [batch, 3, S, S]; stage 'extra' freezes the backbones."""
     import torch
 
-    from tests.reference.torch_models import from_arch
+    from restorenet_jax.convert.torch_models import from_arch
 
     device = _device(cfg)
     model = from_arch(arch, seed=cfg.seed).to(device).train()

@@ -71,7 +71,7 @@ def model_macs(arch: ModelArch, height: int, width: int) -> dict[str, int]:
     """MACs of one forward on one image, per parameter group ('backbone' | 'deblur', 'denoise', 'extra').
 
     Inputs are padded to arch.pad_multiple first, as the models do. Only the 'baseline' extra kind (the original
-    supple U-Net) and Baseline backbones are counted; the seed's comparison extras raise ValueError.
+    supple U-Net) and Baseline backbones are counted; the original RestoreNet's comparison extras raise ValueError.
     """
     h, w = _padded(height, arch.pad_multiple), _padded(width, arch.pad_multiple)
     if arch.kind == "baseline":

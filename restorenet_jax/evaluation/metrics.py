@@ -1,4 +1,4 @@
-"""Image quality metrics with BasicSR / NAFNet conventions (REFERENCE §3).
+"""Image quality metrics with BasicSR / NAFNet conventions (BasicSR's `calculate_psnr` / `calculate_ssim`, NAFNet's 3-D SSIM).
 
 Two faces:
 

@@ -1,7 +1,7 @@
-"""PyTorch reference models written for the tests, with the official NAFNet / RestoreNet key names and semantics.
+"""PyTorch reference models, with the official NAFNet / RestoreNet key names and semantics.
 
 Independent re-statements of the official classes (Baseline, BaselineLocal, RestoreNet, RestoreNetLocal,
-StraightNet) from their published definitions (REFERENCE sections 1-2): NCHW, PixelShuffle, LayerNorm2d, and the
+StraightNet) from their published definitions (the NAFNet and RestoreNet repositories): NCHW, PixelShuffle, LayerNorm2d, and the
 TLC AvgPool2d replacement fixed by one forward pass at the training size, as `Local_Base.convert` does.
 """
 from __future__ import annotations

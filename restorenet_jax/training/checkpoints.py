@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from restorenet_jax import model_io
+from restorenet_jax.models import model_dir
 from restorenet_jax.models.arch import ModelArch
 
 CHECKPOINTS = "checkpoints"
@@ -79,7 +79,7 @@ def _train_part(state: Any) -> dict:
 
 def is_workdir(path: str | os.PathLike) -> bool:
     p = Path(path)
-    return (p / model_io.ARCH_FILE).is_file() and ((p / CHECKPOINTS).is_dir() or (p / BEST).is_dir())
+    return (p / model_dir.ARCH_FILE).is_file() and ((p / CHECKPOINTS).is_dir() or (p / BEST).is_dir())
 
 
 def _restore_workdir_params(workdir: Path, arch: ModelArch) -> dict:
@@ -88,7 +88,7 @@ def _restore_workdir_params(workdir: Path, arch: ModelArch) -> dict:
     manager = ocp.CheckpointManager(workdir / CHECKPOINTS)
     step = manager.latest_step()
     if step is None:
-        raise model_io.ModelDirError(f"{workdir} has no complete checkpoint in {CHECKPOINTS}/ yet")
+        raise model_dir.ModelDirError(f"{workdir} has no complete checkpoint in {CHECKPOINTS}/ yet")
     abstract = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), abstract_params(arch))
     # EMA parameters, when the run kept them, are the ones meant for inference.
     item = "ema_params" if (workdir / CHECKPOINTS / str(step) / "ema_params").is_dir() else "params"
@@ -104,22 +104,22 @@ def resolve_model(path: str | os.PathLike, which: str = "latest") -> tuple[Model
       path: a model directory (arch.json + params/) or a training workdir (arch.json + checkpoints/).
       which: for a workdir, 'latest' (newest checkpoint; EMA parameters if kept) or 'best' (best validation PSNR).
     Raises:
-      model_io.ModelDirError saying what was expected when `path` is not usable.
+      model_dir.ModelDirError saying what was expected when `path` is not usable.
     """
     p = Path(path)
     if not p.exists():
-        raise model_io.ModelDirError(f"{p}: no such checkpoint directory")
-    if model_io.is_model_dir(p):
-        return model_io.load_model_dir(p)
+        raise model_dir.ModelDirError(f"{p}: no such checkpoint directory")
+    if model_dir.is_model_dir(p):
+        return model_dir.load_model_dir(p)
     if is_workdir(p):
         if which == "best":
-            if not model_io.is_model_dir(p / BEST):
-                raise model_io.ModelDirError(f"{p} has no best checkpoint yet (it appears after an evaluation)")
-            return model_io.load_model_dir(p / BEST)
+            if not model_dir.is_model_dir(p / BEST):
+                raise model_dir.ModelDirError(f"{p} has no best checkpoint yet (it appears after an evaluation)")
+            return model_dir.load_model_dir(p / BEST)
         if which != "latest":
             raise ValueError(f"which must be 'latest' or 'best', not {which!r}")
-        arch, _ = model_io.read_arch(p)
+        arch, _ = model_dir.read_arch(p)
         return arch, _restore_workdir_params(p.absolute(), arch)
-    raise model_io.ModelDirError(
+    raise model_dir.ModelDirError(
         f"{p} is neither a model directory (arch.json + params/, as written by `python -m convert.torch_to_flax`) "
         f"nor a training workdir (arch.json + checkpoints/, as written by `python -m restorenet_jax.main`)")

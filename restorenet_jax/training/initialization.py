@@ -11,9 +11,11 @@ import jax
 import ml_collections
 from absl import logging
 
-from restorenet_jax import checkpoints, model_io, optim
+from restorenet_jax.models import model_dir, restorenet
 from restorenet_jax.models.arch import ModelArch
-from restorenet_jax.models.restorenet import abstract_params, init_params
+from restorenet_jax.models.restorenet import abstract_params
+from restorenet_jax.training import checkpoints, optim
+from restorenet_jax.training.stage import run_stage
 
 BRANCHES = ("deblur", "denoise")
 
@@ -47,10 +49,10 @@ def initial_params(config: ml_collections.ConfigDict, arch: ModelArch, workdir: 
                     f"config.init.{branch} = {path!r} does not exist. Convert the official checkpoint first: "
                     f"`python -m convert.torch_to_flax {_official_name(branch)} {path}`, or pass "
                     f"--config.init.{branch}=DIR")
-            params = model_io.load_backbone_into(params, branch, path, expected=getattr(arch, branch))
+            params = model_dir.load_backbone_into(params, branch, path, expected=getattr(arch, branch))
             logging.info("%s initialised from %s", branch, path)
         elif config.pretrain.steps > 0:
-            params = model_io.load_backbone_into(params, branch, pretrain_backbone(
+            params = model_dir.load_backbone_into(params, branch, pretrain_backbone(
                 config, arch, branch, workdir, make_train_iter, start=params[branch]))
         elif branch not in ever_trained and not config.init.allow_random_backbones:
             raise InitError(
@@ -59,6 +61,13 @@ def initial_params(config: ml_collections.ConfigDict, arch: ModelArch, workdir: 
                 f"{_official_name(branch)} models/{branch}`), or config.pretrain.steps > 0, or (deliberately) "
                 f"config.init.allow_random_backbones=True")
     return params
+
+
+def init_params(arch: ModelArch, rng: jax.Array) -> Any:
+    """Freshly initialised parameters. The init program runs once, so on a CPU it is compiled for compile speed
+    rather than run speed (XLA optimisation level 0: the demo model's init compile 42 s -> 24 s)."""
+    options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
+    return restorenet.init_params(arch, rng, compiler_options=options)
 
 
 def _official_name(branch: str) -> str:
@@ -72,11 +81,9 @@ def pretrain_backbone(config: ml_collections.ConfigDict, arch: ModelArch, branch
 
     `start`: the backbone's initial parameters (the branch of an initialised RestoreNet: no second initialisation
     to compile); None initialises it from the seed."""
-    from restorenet_jax.train import run_stage
-
     stage_dir = Path(workdir) / "pretrain" / branch
     out = stage_dir / "model"
-    if model_io.is_model_dir(out):
+    if model_dir.is_model_dir(out):
         return out
     sub = ml_collections.ConfigDict(config.to_dict())
     sub.seed = config.seed + 1 + BRANCHES.index(branch)  # its own data order, still derived from the seed
@@ -93,6 +100,6 @@ def pretrain_backbone(config: ml_collections.ConfigDict, arch: ModelArch, branch
         start = init_params(backbone_arch, jax.random.PRNGKey(sub.seed))
     state = run_stage(sub, backbone_arch, stage_dir, start, make_train_iter)
     if jax.process_index() == 0:
-        model_io.save_model_dir(out, jax.device_get(state.params), backbone_arch, overwrite=True,
+        model_dir.save_model_dir(out, jax.device_get(state.params), backbone_arch, overwrite=True,
                                 info={"source": f"pretrain {branch}", "steps": sub.num_train_steps})
     return out

@@ -1,4 +1,4 @@
-"""Benchmark harness (issue 5): inference latency, train-step time, compile time, memory and MFU, JAX vs PyTorch.
+"""Benchmark harness: inference latency, train-step time, compile time, memory and MFU, JAX vs PyTorch.
 
     python -m restorenet_jax.bench [--quick] [--out FILE] [--no-torch] [--only PATTERN ...] [--iters N] [--size HxW]
 
@@ -23,11 +23,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from restorenet_jax import bench_report, bench_targets, flops, optim
-from restorenet_jax.losses import get_loss
+from restorenet_jax.bench import report
+from restorenet_jax.bench import targets
+from restorenet_jax.bench import flops
+from restorenet_jax.training import optim
+from restorenet_jax.training.losses import get_loss
 from restorenet_jax.models.arch import ModelArch
 from restorenet_jax.models.restorenet import abstract_params, build_model
-from restorenet_jax.train_step import create_train_state, make_train_step
+from restorenet_jax.training.step import create_train_state, make_train_step
 
 # Parameter groups of the train steps: RestoreNet's (as configs/default.py) and one group for a lone backbone.
 RESTORENET_GROUPS = {"deblur": "^deblur/", "denoise": "^denoise/", "extra": "^(extra|refine_[0-9]+)/"}
@@ -174,9 +177,9 @@ def plan(cfg: Any, with_torch: bool) -> list[tuple[str, str, Callable[[], dict]]
             jobs.append(("train", f"train/{name}-{stage}/b{batch}",
                          lambda n=name, s=stage, b=batch: bench_train(n, archs[n], s, b, cfg)))
     if with_torch:
-        from restorenet_jax import bench_torch
+        from restorenet_jax.bench import torch_reference
 
-        jobs.extend(bench_torch.plan(cfg, archs))
+        jobs.extend(torch_reference.plan(cfg, archs))
     return jobs
 
 
@@ -188,7 +191,7 @@ def run(cfg: Any, only: list[str] | None, with_torch: bool, progress: bool = Tru
     jobs = [j for j in plan(cfg, with_torch) if not only or any(fnmatch.fnmatch(j[1], p) for p in only)]
     if not jobs:
         raise ValueError(f"no benchmark matches --only {only}")
-    results: dict = {"meta": bench_report.metadata(cfg, with_torch),
+    results: dict = {"meta": report.metadata(cfg, with_torch),
                      "infer": [], "train": [], "torch_infer": [], "torch_train": []}
     from tqdm import tqdm
 
@@ -198,8 +201,8 @@ def run(cfg: Any, only: list[str] | None, with_torch: bool, progress: bool = Tru
         except Exception as e:  # noqa: BLE001 -- record and go on: one OOM must not lose the other figures
             entry = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]}
         results[section].append({"name": name, **entry})
-    results["comparisons"] = bench_report.comparisons(results)
-    results["targets"] = bench_targets.evaluate(results, [dict(t) for t in cfg.get("targets", ())],
+    results["comparisons"] = report.comparisons(results)
+    results["targets"] = targets.evaluate(results, [dict(t) for t in cfg.get("targets", ())],
                                                 cfg.get("target_device", ""))
     results["meta"]["final_peak_memory"] = peak_memory()
     return results
@@ -231,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--torch-threads", type=int, help="torch CPU threads (0: torch's default)")
     p.add_argument("--label", default="", help="free text stored in the results (e.g. 'CPU subset, 3 iters')")
     args = p.parse_args(argv)
-    from configs import bench as bench_config
+    from restorenet_jax.configs import bench as bench_config
 
     cfg = bench_config.get_config("quick" if args.quick else "")
     overrides = {"iters": args.iters, "warmup": args.warmup, "infer_size": args.size, "train_size": args.train_size,
@@ -253,10 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         results = run(cfg, args.only, with_torch)
     except ValueError as e:
         p.exit(2, f"error: {e}\n")
-    markdown = bench_report.to_markdown(results)
+    markdown = report.to_markdown(results)
     print(markdown)
     if args.out:
-        for path in bench_report.write(results, markdown, args.out):
+        for path in report.write(results, markdown, args.out):
             print(f"wrote {path}", file=sys.stderr)
     return 0
 

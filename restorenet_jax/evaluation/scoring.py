@@ -6,11 +6,11 @@ Used by the trainer (periodic eval, the final report) and the evaluate CLI. Exam
 from __future__ import annotations
 
 import collections
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from restorenet_jax import metrics
+from restorenet_jax.evaluation import metrics
 
 Predict = Callable[[np.ndarray], np.ndarray]  # [H, W, 3] -> [H, W, 3]
 
@@ -95,31 +95,34 @@ METHOD_LABELS = {"input": "degraded input", "deblur": "deblur backbone", "denois
 DEGRADED = "degraded"  # pseudo-kind: mean over every kind except 'gt'
 
 
-def score_methods(predicts: Mapping[str, Predict], examples: Iterable[Mapping],
-                  metric_kw: Mapping | None = None) -> dict:
+def score_methods(predict: Callable[[np.ndarray], Mapping[str, np.ndarray]], methods: Sequence[str],
+                  examples: Iterable[Mapping], metric_kw: Mapping | None = None) -> dict:
     """PSNR/SSIM of the degraded input and of every method's output, per dataset, input kind and image.
 
     Args:
-      predicts: {method name: [H, W, 3] -> [H, W, 3]}; outputs are clipped to [0, 1] before scoring.
+      predict: [H, W, 3] -> {method: [H, W, 3]} for every name in `methods`, all from one call (so that shared
+        work, such as RestoreNet's backbones, runs once); outputs are clipped to [0, 1] before scoring.
+      methods: the method names, in table order.
       examples: eval examples ('input', 'target', 'kind', 'dataset', 'name').
       metric_kw: extra keyword arguments of `metrics.psnr` / `metrics.ssim` (crop_border, y_channel, quantize;
         `ssim3d` goes to ssim only).
     Returns:
-      {'methods': ['input', *predicts], 'kinds': [...], 'groups': {dataset: {kind: {method: {'psnr', 'ssim',
+      {'methods': ['input', *methods], 'kinds': [...], 'groups': {dataset: {kind: {method: {'psnr', 'ssim',
       'count'}}}}, 'images': [{'dataset', 'kind', 'name', 'size' ([H, W]), 'scores': {method: {'psnr', 'ssim'}}}]}. Each dataset
       also has the pseudo-kind 'degraded' (all kinds but 'gt') when it has one. PSNRs are capped at PSNR_CAP
       per image.
     """
     metric_kw = dict(metric_kw or {})
     ssim3d = metric_kw.pop("ssim3d", False)
-    methods = ["input", *predicts]
+    methods = ["input", *methods]
     images, kinds = [], []
     # sums[dataset][kind][method] -> Counter of psnr, ssim, count
     sums: dict = collections.defaultdict(
         lambda: collections.defaultdict(lambda: collections.defaultdict(collections.Counter)))
     for ex in examples:
         target = ex["target"]
-        outputs = {"input": ex["input"], **{m: np.clip(f(ex["input"]), 0.0, 1.0) for m, f in predicts.items()}}
+        predicted = predict(ex["input"])
+        outputs = {"input": ex["input"], **{m: np.clip(predicted[m], 0.0, 1.0) for m in methods[1:]}}
         scores = {m: {"psnr": min(metrics.psnr(y, target, **metric_kw), PSNR_CAP),
                       "ssim": metrics.ssim(y, target, ssim3d=ssim3d, **metric_kw)} for m, y in outputs.items()}
         kind, dataset = ex.get("kind", "all"), ex.get("dataset", "data")

@@ -1,0 +1,108 @@
+"""train_and_evaluate: initial parameters (or brief backbone pre-training), the training stage, periodic
+evaluation with the best model kept, and the final report on the held-out split.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from PIL import Image
+
+from restorenet_jax.data import pipeline
+from restorenet_jax.evaluation import scoring
+from restorenet_jax.models import model_dir
+from restorenet_jax.models.arch import ModelArch
+from restorenet_jax.models.predictor import Predictor
+from restorenet_jax.training import checkpoints
+from restorenet_jax.training.initialization import initial_params
+from restorenet_jax.training.stage import MakeIter, eval_params, model_arch, run_stage
+
+
+def write_run_files(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path) -> None:
+    """config.json and arch.json (the latter makes the workdir loadable by Restorer.from_checkpoint)."""
+    if jax.process_index() != 0:
+        return
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+    (workdir / model_dir.ARCH_FILE).write_text(json.dumps({"arch": arch.to_dict(), "info": {"source": "training"}},
+                                                         indent=2))
+
+
+class Evaluation:
+    """Scores parameters on the held-out split with one `Predictor`: the examples are loaded once, the forward is
+    compiled once per eval shape, and a training state's device parameters are used in place (no re-upload)."""
+
+    def __init__(self, config: ml_collections.ConfigDict, arch: ModelArch):
+        self.config = config
+        self.arch = arch
+        self.examples: list[dict] = []
+        self.predictor: Predictor | None = None
+
+    def score(self, params: Any) -> tuple[dict, list[np.ndarray]]:
+        """(scoring.score_examples' result, the first config.eval.num_samples input | output | target strips)."""
+        cfg = self.config
+        if not self.examples:
+            self.examples.extend(pipeline.make_eval_examples(cfg.data, split=cfg.eval.split, seed=cfg.seed,
+                                                             limit=cfg.eval.limit or None))
+        if self.predictor is None:
+            self.predictor = Predictor(self.arch, params)
+        else:
+            self.predictor.set_params(params)
+        rows: list[np.ndarray] = []
+
+        def keep(ex, out):
+            if len(rows) < cfg.eval.num_samples:
+                rows.append(scoring.sample_strip(ex["input"], out, ex["target"]))
+
+        return scoring.score_examples(self.predictor, self.examples, on_output=keep), rows
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
+                       make_train_iter: MakeIter | None = None) -> dict:
+    """Initialises (or resumes), trains, evaluates; returns the final report (also WORKDIR/report.json)."""
+    workdir = Path(workdir).absolute()
+    arch = model_arch(config)
+    write_run_files(config, arch, workdir)
+    started = time.perf_counter()
+    resuming = checkpoints.TrainCheckpointer(workdir).latest_step() is not None
+    params = initial_params(config, arch, workdir, make_train_iter, resuming)
+
+    evaluation = Evaluation(config, arch)
+    best = {"psnr": -np.inf}
+
+    def evaluate_fn(step, p, writer):
+        result, rows = evaluation.score(p)
+        for group, values in result["groups"].items():  # per dataset and input kind
+            writer.scalars(step, {k: v for k, v in values.items() if k != "count"}, prefix=f"eval/{group}")
+        if rows:
+            writer.image(step, "eval_samples", scoring.stack_rows(rows))  # input | output | target
+        if result["overall"]["output_psnr"] > best["psnr"] and jax.process_index() == 0:
+            best["psnr"] = result["overall"]["output_psnr"]
+            model_dir.save_model_dir(workdir / checkpoints.BEST, jax.device_get(p), arch, overwrite=True,
+                                     info={"step": step, "psnr": best["psnr"]})
+        return {k: v for k, v in result["overall"].items() if k != "count"}
+
+    state = run_stage(config, arch, workdir, params, make_train_iter, evaluate_fn)
+    report = final_report(config, arch, workdir, evaluation, eval_params(state))
+    report["wall_time_s"] = time.perf_counter() - started
+    if jax.process_index() == 0:
+        (workdir / "report.json").write_text(json.dumps(report, indent=2))
+        logging.info("report: %s", json.dumps(report["overall"]))
+    return report
+
+
+def final_report(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path, evaluation: Evaluation,
+                 params: Any) -> dict:
+    """Scores the held-out split; writes side_by_side.png (input | output | target rows) and report.md."""
+    result, rows = evaluation.score(params)
+    if jax.process_index() == 0 and rows:
+        img = scoring.stack_rows(rows)
+        Image.fromarray((img * 255 + 0.5).astype(np.uint8)).save(workdir / "side_by_side.png")
+        (workdir / "report.md").write_text(scoring.format_table(result) + "\n")
+    return {**result, "steps": int(config.num_train_steps), "model": arch.kind}
