@@ -44,12 +44,13 @@ def main(argv: list[str]) -> int:
     use_compilation_cache(_CONFIG.value.get("compilation_cache_dir", ""))
     sharding.maybe_initialize_distributed()
     logging.info("process %d of %d; devices: %s", jax.process_index(), jax.process_count(), jax.devices())
-    from restorenet_jax.training import loop, stage
+    from restorenet_jax.training import checkpoints, loop, stage
+    from restorenet_jax.training.config_check import ConfigError
     from restorenet_jax.training.initialization import InitError
 
     try:
         report = loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except (InitError, stage.NonFiniteError) as e:
+    except (ConfigError, InitError, stage.NonFiniteError, checkpoints.CorruptCheckpointError) as e:
         logging.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -16,14 +16,14 @@ import argparse
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from restorenet_jax.data.danet_noise import ARCH_FILE, PARAMS_DIR
+from restorenet_jax.models import model_dir
 
 ARCH_NAME = 'danet_unetg'
 
@@ -99,32 +99,22 @@ def state_to_params(state: dict[str, np.ndarray], arch: dict[str, Any]) -> dict:
 
 
 def save_converted(params: dict, arch: dict[str, Any], output_dir: str, overwrite: bool = False) -> None:
-    """Writes params (orbax) + arch.json atomically: temp dir beside output_dir, then rename."""
+    """Writes params (orbax) + arch.json atomically (see model_dir.write_dir_atomically: only an existing DANet or
+    model directory is ever replaced, and only with `overwrite`)."""
     import orbax.checkpoint as ocp
 
-    output_dir = os.path.abspath(output_dir)
-    if os.path.exists(output_dir) and not overwrite:
-        raise ConversionError(f'{output_dir} already exists (pass --overwrite to replace it)')
-    parent = os.path.dirname(output_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f'.{os.path.basename(output_dir)}.tmp-', dir=parent)
-    try:
+    def fill(tmp: Path) -> None:
         checkpointer = ocp.StandardCheckpointer()
-        checkpointer.save(os.path.join(tmp, PARAMS_DIR), params)
+        checkpointer.save(tmp / PARAMS_DIR, params)
         checkpointer.wait_until_finished()
         checkpointer.close()
-        with open(os.path.join(tmp, ARCH_FILE), 'w') as f:
+        with open(tmp / ARCH_FILE, 'w') as f:
             json.dump(arch, f, indent=2)
-        if os.path.exists(output_dir):
-            old = tempfile.mkdtemp(prefix=f'.{os.path.basename(output_dir)}.old-', dir=parent)
-            os.rename(output_dir, os.path.join(old, 'x'))
-            os.rename(tmp, output_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    try:
+        model_dir.write_dir_atomically(output_dir, fill, overwrite)
+    except (FileExistsError, model_dir.ModelDirError) as e:
+        raise ConversionError(str(e)) from e
 
 
 def convert(checkpoint: str, output_dir: str, overwrite: bool = False) -> dict[str, Any]:
@@ -143,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         description="Convert the official DANet checkpoint's generator ('G') to flax params + arch.json.")
     parser.add_argument('checkpoint', help="official DANet .pt file: a dict with 'G' and 'D' state dicts")
     parser.add_argument('output_dir', help='directory to create (params/ + arch.json); written atomically')
-    parser.add_argument('--overwrite', action='store_true', help='replace output_dir if it exists')
+    parser.add_argument('--overwrite', action='store_true', help='replace output_dir if it is an existing model '
+                        'directory (a folder holding anything else, or a file, is never replaced)')
     args = parser.parse_args(argv)
     if not os.path.isfile(args.checkpoint):
         print(f'error: {args.checkpoint}: no such file', file=sys.stderr)

@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-size", type=int, default=256, help="training crop defining TLC windows (256)")
     parser.add_argument("--key", choices=("params", "params_ema"), default=None,
                         help="which entry to convert (default: params, else params_ema, else a bare state_dict)")
-    parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it is an existing model "
+                        "directory (a folder holding anything else, or a file, is never replaced)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         arch, params = convert_state_dict(sd, tlc=args.tlc, train_size=args.train_size)
         out = model_dir.save_model_dir(args.output, params, arch, overwrite=args.overwrite,
                                       info={"source": str(Path(args.input).name), "entry": where})
-    except (ConversionError, FileExistsError) as e:
+    except (ConversionError, FileExistsError, model_dir.ModelDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(describe(arch))

@@ -32,32 +32,74 @@ def is_model_dir(path: str | os.PathLike) -> bool:
     return (p / ARCH_FILE).is_file() and (p / PARAMS_DIR).is_dir()
 
 
+def check_replaceable(target: str | os.PathLike, overwrite: bool) -> None:
+    """Refuses to write a model directory where that would destroy anything else.
+
+    A missing path or an empty directory may be written. An existing model directory (nothing in it but
+    arch.json and params/, as this project writes them) is replaced only with `overwrite`. Anything else — a file,
+    or a directory holding other files — is never replaced, whatever `overwrite` says.
+
+    Raises:
+      FileExistsError: an existing model directory and no `overwrite`.
+      ModelDirError: the path is a file or a directory with other content.
+    """
+    p = Path(target)
+    if not p.exists() and not p.is_symlink():
+        return
+    if not p.is_dir():
+        raise ModelDirError(f"{p} exists and is not a directory; choose a new folder for the model")
+    entries = sorted(e.name for e in p.iterdir())
+    if not entries:
+        return
+    others = [e for e in entries if e not in (ARCH_FILE, PARAMS_DIR)]
+    if others or not is_model_dir(p):
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "") if others else "no model files"
+        raise ModelDirError(f"{p} exists and is not a model directory ({shown}); it is never replaced: "
+                            f"choose a new or empty folder")
+    if not overwrite:
+        raise FileExistsError(f"{p} already exists and holds a model (pass --overwrite to replace it)")
+
+
+def write_dir_atomically(target: str | os.PathLike, fill, overwrite: bool = False) -> Path:
+    """Creates the model directory `target` through `fill(tmp_dir)`, atomically.
+
+    Everything is written into a hidden temporary directory beside `target`, which replaces it by renames only once
+    complete: a crash leaves either the old directory or the new one, never a mixture. What may be replaced is
+    decided by `check_replaceable`.
+    """
+    target = Path(target).absolute()
+    check_replaceable(target, overwrite)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    tmp, old = target.parent / f".{target.name}.tmp-{tag}", target.parent / f".{target.name}.old-{tag}"
+    try:
+        tmp.mkdir()
+        fill(tmp)
+        if target.exists():
+            os.replace(target, old)  # moved aside, not deleted, until the new directory is in place
+        os.replace(tmp, target)
+    finally:
+        for leftover in (tmp, old):
+            if leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
+    return target
+
+
 def save_model_dir(directory: str | os.PathLike, params: Mapping[str, Any], arch: ModelArch, *,
                    info: Mapping[str, Any] | None = None, overwrite: bool = False) -> Path:
     """Writes params + arch.json (+ optional info in the JSON) atomically to `directory`.
 
-    Raises FileExistsError if `directory` exists and is not empty, unless `overwrite`.
+    Raises FileExistsError for an existing model directory unless `overwrite`, and ModelDirError for a path that
+    is not a model directory (see `check_replaceable`).
     """
-    target = Path(directory).absolute()
-    if target.exists() and any(target.iterdir()) and not overwrite:
-        raise FileExistsError(f"{target} exists and is not empty (use overwrite)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.mkdir()
+    def fill(tmp: Path) -> None:
         host_params = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype=np.float32), dict(params))
         ckptr = ocp.StandardCheckpointer()
         ckptr.save(tmp / PARAMS_DIR, host_params)
         ckptr.wait_until_finished()
-        record = {"arch": arch.to_dict(), "info": dict(info or {})}
-        (tmp / ARCH_FILE).write_text(json.dumps(record, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+        (tmp / ARCH_FILE).write_text(json.dumps({"arch": arch.to_dict(), "info": dict(info or {})}, indent=2))
+
+    return write_dir_atomically(directory, fill, overwrite)
 
 
 def read_arch(directory: str | os.PathLike) -> tuple[ModelArch, dict]:

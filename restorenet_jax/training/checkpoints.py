@@ -9,18 +9,25 @@ directory with the parameters of the best validation PSNR so far.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 
 from restorenet_jax.models import model_dir
 from restorenet_jax.models.arch import ModelArch
 
 CHECKPOINTS = "checkpoints"
 BEST = "best"
+CORRUPT = "corrupt_checkpoints"
+
+
+class CorruptCheckpointError(RuntimeError):
+    """Every checkpoint in a workdir is unreadable."""
 
 
 class TrainCheckpointer:
@@ -64,6 +71,37 @@ class TrainCheckpointer:
                                       nonfinite_streak=train["nonfinite_streak"],
                                       nonfinite_total=train["nonfinite_total"],
                                       ema_params=out["ema_params"] if abstract_state.ema_params is not None else None)
+
+    def restore_newest_readable(self, abstract_state: Any, data_iter: Any | None = None) -> Any:
+        """Like `restore` at the newest step that can be read, newest first.
+
+        A checkpoint that fails to restore (a truncated or corrupted file: a crash of the storage, not of this
+        program, since saves are atomic) is logged, moved to WORKDIR/corrupt_checkpoints/<step> (kept for
+        inspection, and out of the way of the step being saved again), and the previous one is tried.
+
+        Raises:
+          CorruptCheckpointError: no checkpoint could be read.
+        """
+        errors = []
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                return self.restore(abstract_state, data_iter, step)
+            except Exception as e:  # orbax / TensorStore raise many types for unreadable data
+                reason = f"{e.__class__.__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+                errors.append(f"step {step} ({reason})")
+                logging.warning("checkpoint at step %d of %s is unreadable (%s); trying the previous one",
+                                step, self.directory, reason)
+                self._set_aside(step)
+        raise CorruptCheckpointError(f"no readable checkpoint in {self.directory}: " + "; ".join(errors))
+
+    def _set_aside(self, step: int) -> None:
+        if jax.process_index() == 0:
+            aside = self.directory.parent / CORRUPT / str(step)
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            if aside.exists():
+                shutil.rmtree(aside)
+            os.replace(self.directory / str(step), aside)
+        self.manager.reload()
 
     def wait(self) -> None:
         self.manager.wait_until_finished()

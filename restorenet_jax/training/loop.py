@@ -20,6 +20,7 @@ from restorenet_jax.models import model_dir
 from restorenet_jax.models.arch import ModelArch
 from restorenet_jax.models.predictor import Predictor
 from restorenet_jax.training import checkpoints
+from restorenet_jax.training.config_check import check_config
 from restorenet_jax.training.initialization import initial_params
 from restorenet_jax.training.stage import MakeIter, eval_params, model_arch, run_stage
 
@@ -65,7 +66,10 @@ class Evaluation:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                        make_train_iter: MakeIter | None = None) -> dict:
-    """Initialises (or resumes), trains, evaluates; returns the final report (also WORKDIR/report.json)."""
+    """Initialises (or resumes), trains, evaluates; returns the final report (also WORKDIR/report.json).
+
+    Raises config_check.ConfigError before any work when a field is unusable."""
+    check_config(config)
     workdir = Path(workdir).absolute()
     arch = model_arch(config)
     write_run_files(config, arch, workdir)

@@ -67,7 +67,7 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
         # Restore into shapes: the checkpoint supplies every value, so no initial state is computed and thrown away.
         target = jax.tree_util.tree_map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
                                         abstract, state_sh)
-        state = jax.device_put(ckpt.restore(target, data_iter), state_sh)
+        state = jax.device_put(ckpt.restore_newest_readable(target, data_iter), state_sh)
         logging.info("resumed %s at step %d", workdir, int(state.step))
     else:
         state = jax.device_put(create_train_state(params, tx, use_ema), state_sh)

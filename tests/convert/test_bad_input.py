@@ -103,3 +103,43 @@ def test_tiny_checkpoint_fixture_restores(tmp_path):
     r = Restorer.from_checkpoint(write_tiny_checkpoint(tmp_path / "ck", "restorenet"))
     y = r(np.full((5, 7, 3), 0.5, np.float32))
     assert y.shape == (5, 7, 3) and y.dtype == np.float32 and 0 <= y.min() and y.max() <= 1
+
+
+def _convert_into(tmp_path, state_dict, out, *flags):
+    src = tmp_path / "in.pth"
+    torch.save({"params": state_dict}, src)
+    return torch_to_flax.main([str(src), str(out), *flags])
+
+
+def test_overwrite_never_deletes_a_folder_that_is_not_a_model_directory(tmp_path, capsys, state_dict):
+    folder = tmp_path / "thesis"
+    (folder / "photos").mkdir(parents=True)
+    (folder / "thesis.tex").write_text("\\documentclass{article}")
+    (folder / "photos" / "a.jpg").write_bytes(b"jpeg")
+    assert _convert_into(tmp_path, state_dict, folder, "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert "is not a model directory" in err and "thesis.tex" in err and "Traceback" not in err
+    assert (folder / "thesis.tex").read_text() == "\\documentclass{article}" and (folder / "photos" / "a.jpg").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left
+
+
+def test_output_that_is_a_file_is_refused_cleanly(tmp_path, capsys, state_dict):
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    for flags in ((), ("--overwrite",)):
+        assert _convert_into(tmp_path, state_dict, target, *flags) == 2
+        assert "is not a directory" in capsys.readouterr().err
+    assert target.read_text() == "keep me"
+
+
+def test_model_directory_is_replaced_only_with_overwrite(tmp_path, capsys, state_dict):
+    out = tmp_path / "model"
+    assert _convert_into(tmp_path, state_dict, out) == 0
+    first = (out / "arch.json").stat().st_mtime_ns
+    assert _convert_into(tmp_path, state_dict, out) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert _convert_into(tmp_path, state_dict, out, "--overwrite") == 0
+    assert (out / "arch.json").stat().st_mtime_ns != first
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _convert_into(tmp_path, state_dict, empty) == 0  # an empty folder is filled without --overwrite

@@ -122,3 +122,23 @@ def test_frozen_random_backbones_are_refused(tmp_path):
         loop.train_and_evaluate(tiny_config(**{"init.allow_random_backbones": False}), tmp_path / "a")
     with pytest.raises(InitError, match="does not exist"):
         loop.train_and_evaluate(tiny_config(**{"init.deblur": str(tmp_path / "missing")}), tmp_path / "b")
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
+    """A truncated params file in the newest checkpoint: the restart warns, resumes from the previous checkpoint,
+    and (deterministic data order and steps) ends with exactly the parameters the first run had."""
+    config = tiny_config(**{"num_train_steps": 6, "checkpoint_every_steps": 3})
+    loop.train_and_evaluate(config, tmp_path)
+    _, first = checkpoints.resolve_model(tmp_path)
+    files = [p for p in (tmp_path / "checkpoints" / "6" / "params").rglob("*") if p.is_file() and p.stat().st_size]
+    assert files
+    for p in files:
+        p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    with caplog.at_level("WARNING"):
+        loop.train_and_evaluate(config, tmp_path)
+    assert any("step 6" in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records)
+    assert (tmp_path / "corrupt_checkpoints" / "6").is_dir()
+    assert checkpoints.TrainCheckpointer(tmp_path).latest_step() == 6
+    _, again = checkpoints.resolve_model(tmp_path)
+    for a, b in zip(jax.tree_util.tree_leaves(first), jax.tree_util.tree_leaves(again)):
+        np.testing.assert_array_equal(a, b)
