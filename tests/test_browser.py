@@ -56,6 +56,100 @@ def site(tmp_path_factory):
         yield url, restorer
 
 
+# Every <img> the person can see must have loaded (a visible image without pixels is a broken-image icon).
+BROKEN_IMAGES_JS = """() => [...document.images]
+    .filter((img) => img.checkVisibility() && !(img.complete && img.naturalWidth > 0))
+    .map((img) => img.id || img.alt)"""
+
+
+def _noisy_scene(h, w, seed=0) -> np.ndarray:
+    """A dim gradient with a few sharp bars and grain: something whose restoration is visible at full size."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    img = 0.15 + 0.5 * x[..., None] * [1, 0.85, 0.6] + 0.1 * y[..., None]
+    img[:, (np.arange(w) // 12) % 5 == 0] *= 0.4
+    return np.clip(np.round((img + 0.08 * rng.standard_normal((h, w, 3))) * 255), 0, 255).astype(np.uint8)
+
+
+def _box(page, selector) -> dict:
+    return page.eval_on_selector(selector, "el => { const r = el.getBoundingClientRect(); return "
+                                           "{x: r.x, width: r.width, height: r.height}; }")
+
+
+def test_no_broken_images_before_an_upload(browser, site):
+    url, _ = site
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(url + "/")
+    assert page.evaluate(BROKEN_IMAGES_JS) == []
+    assert page.is_visible("#placeholder") and page.is_hidden("#viewer")
+    page.close()
+
+
+def test_comparison_at_full_resolution_with_a_keyboard_slider(browser, site, tmp_path):
+    url, _ = site
+    h, w = 200, 300
+    upload = tmp_path / "scene.png"
+    Image.fromarray(_noisy_scene(h, w)).save(upload)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(url + "/")
+    page.set_input_files("#file", str(upload))
+    page.wait_for_selector("#viewer", state="visible")
+    assert page.evaluate(BROKEN_IMAGES_JS) == []  # the original alone, no empty "restored" box yet
+    page.click("#submit")
+    page.wait_for_selector("#restored", state="visible", timeout=120_000)
+    assert page.evaluate(BROKEN_IMAGES_JS) == []
+    for sel in ("#original", "#restored"):  # one image pixel per CSS pixel, not shrunk to fit a column
+        assert page.eval_on_selector(sel, "el => [el.naturalWidth, el.naturalHeight]") == [w, h]
+        box = _box(page, sel)
+        assert (box["width"], box["height"]) == (w, h), (sel, box)
+
+    def divider_at() -> float:
+        return round(_box(page, "#divider")["x"] + 1 - _box(page, "#stage")["x"])
+
+    assert page.input_value("#split") == "50" and divider_at() == w // 2
+    page.focus("#split")
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    assert page.input_value("#split") == "55" and divider_at() == round(0.55 * w)
+    page.screenshot(path="/tmp/restorenet_compare.png", full_page=True)  # for a person to look at
+    page.keyboard.press("Home")
+    assert page.input_value("#split") == "0" and divider_at() == 0
+    page.keyboard.press("ArrowRight")
+    assert page.input_value("#split") == "1"
+
+    # Everything is reachable with Tab: the form, the download link, the slider, the zoom buttons and the frame.
+    page.focus("#file")
+    reached = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("document.activeElement.id || document.activeElement.textContent"))
+    for target in ("submit", "download", "split", "Fit", "200%", "frame"):
+        assert target in reached, (target, reached)
+    page.click("button[data-zoom='2']")
+    assert _box(page, "#restored")["width"] == 2 * w
+    page.close()
+
+
+def test_a_large_image_pans_at_full_size(browser, site, tmp_path):
+    url, _ = site
+    h, w = 160, 1600  # wider than the window
+    upload = tmp_path / "wide.png"
+    Image.fromarray(_noisy_scene(h, w, seed=1)).save(upload)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(url + "/")
+    page.set_input_files("#file", str(upload))
+    page.click("#submit")
+    page.wait_for_selector("#restored", state="visible", timeout=120_000)
+    assert _box(page, "#restored")["width"] == w
+    scroll = page.eval_on_selector("#frame", "el => [el.scrollWidth, el.clientWidth]")
+    assert scroll[0] >= w > scroll[1]  # the frame scrolls instead of shrinking the image
+    page.eval_on_selector("#frame", "el => { el.scrollLeft = 300; }")
+    assert page.eval_on_selector("#frame", "el => el.scrollLeft") == 300
+    page.click("button[data-zoom='0']")  # fit: the whole width in view
+    assert _box(page, "#restored")["width"] <= scroll[1]
+    page.close()
+
+
 def test_upload_view_and_download(browser, site, tmp_path):
     url, restorer = site
     rng = np.random.default_rng(0)

@@ -1,5 +1,4 @@
 """The restore CLI on a folder of mixed formats, a short video, tiling, and bad arguments."""
-import io
 import subprocess
 import sys
 
@@ -9,7 +8,7 @@ from PIL import Image
 
 from restorenet_jax.inference import media_io
 from restorenet_jax.evaluation import metrics
-from restorenet_jax.inference import png16
+from restorenet_jax.inference import png16, video
 from restorenet_jax.apps import restore
 from tests.tiny_model import gentle_checkpoint, gentle_restorer, tiny_checkpoint, tiny_restorer
 
@@ -142,17 +141,17 @@ def test_video_round_trip(tmp_path_factory, tmp_path):
     ckpt, restorer = gentle_checkpoint(tmp_path_factory), gentle_restorer(tmp_path_factory)
     src = tmp_path / "clip.mp4"
     frames = [_rgb8(10 + i, 40, 56) for i in range(6)]
-    with media_io.VideoWriter(src, (56, 40), fps=7) as w:
+    with video.VideoWriter(src, (56, 40), fps=7) as w:
         for f in frames:
             w.write(f / 255.0)
     out = tmp_path / "out"
     assert restore.main(["--checkpoint", str(ckpt), str(src), "--output", str(out), "-q"]) == 0
-    info, got = media_io.open_video(out / "clip.mp4")
+    info, got = video.open_video(out / "clip.mp4")
     got = list(got)
     assert len(got) == 6 and info.size == (56, 40) and info.fps == pytest.approx(7.0)
     assert imageio_ffmpeg.count_frames_and_secs(str(out / "clip.mp4"))[0] == 6
     # Frames are the restored input frames, up to video compression.
-    _, inp = media_io.open_video(src)
+    _, inp = video.open_video(src)
     first_in = next(iter(inp)).astype(np.float32) / 255
     assert metrics.psnr(restorer(first_in), got[0].astype(np.float32) / 255) > 25
 

@@ -1,9 +1,12 @@
-"""The web service through real HTTP on loopback: round trip, every bad input, a burst of concurrent uploads."""
+"""The web service through real HTTP on loopback: round trip, every bad input (decompression bombs in every format
+included), a burst of concurrent uploads."""
 import asyncio
 import io
+import struct
 import subprocess
 import sys
 import time
+import zlib
 
 import httpx
 import numpy as np
@@ -82,6 +85,53 @@ def test_bad_inputs(server, case, status):
     assert httpx.get(f"{server}/healthz").json()["status"] == "ok"
 
 
+# Tiny files whose headers declare 30000x30000 (60000x60000 for JPEG) pixels: a decoder would try to allocate
+# gigabytes. Each is a few dozen bytes, built field by field.
+def _gif_bomb(w=30000, h=30000):
+    return (b"GIF89a" + struct.pack("<HHBBB", w, h, 0, 0, 0)
+            + b"\x2c" + struct.pack("<HHHHB", 0, 0, w, h, 0) + b"\x02\x02\x44\x01\x00\x3b")
+
+
+def _tiff_bomb(w=30000, h=30000):
+    entries = [(256, 4, 1, w), (257, 4, 1, h), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+               (273, 4, 1, 8), (277, 3, 1, 1), (278, 4, 1, h), (279, 4, 1, w * h)]
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries) + b"\0\0\0\0"
+    return b"II*\0" + struct.pack("<I", 8) + ifd
+
+
+def _jpeg_bomb(w=60000, h=60000):
+    sof = struct.pack(">BBHBHHB", 0xFF, 0xC0, 11, 8, h, w, 1) + b"\x01\x11\x00"
+    sos = b"\xff\xda" + struct.pack(">H", 8) + b"\x01\x01\x00\x00\x3f\x00"
+    return b"\xff\xd8" + sof + sos + b"\xff\xd9"
+
+
+def _bmp_bomb(w=30000, h=30000):
+    return b"BM" + struct.pack("<IHHI", 54, 0, 0, 54) + struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, 0, 0, 0, 0, 0)
+
+
+def _webp_bomb(w=30000, h=30000):
+    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\0" * 4 + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
+    return b"RIFF" + struct.pack("<I", 4 + len(vp8x)) + b"WEBP" + vp8x
+
+
+def _png_bomb(w=30000, h=30000):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("make", [_gif_bomb, _tiff_bomb, _jpeg_bomb, _bmp_bomb, _webp_bomb, _png_bomb],
+                         ids=["gif", "tiff", "jpeg", "bmp", "webp", "png"])
+def test_decompression_bombs_are_refused_from_the_header(server, make, monkeypatch):
+    data = make()
+    assert len(data) < 200
+    decoded = []
+    monkeypatch.setattr(serve.media_io, "decode_image", lambda d: decoded.append(d))  # must never be reached
+    r = httpx.post(f"{server}/api/restore", files={"image": ("a.img", data, "application/octet-stream")})
+    assert r.status_code == 413, r.text
+    assert "pixels" in r.json()["error"] and not decoded
+
+
 def test_chunked_upload_over_the_limit(server):
     # No Content-Length: the cap must hold while streaming.
     def body():
@@ -126,7 +176,7 @@ def test_twenty_concurrent_uploads_with_queue_of_four(restorer):
                     np.asarray(Image.open(io.BytesIO(a.content))),
                     np.round(restorer(np.asarray(Image.open(io.BytesIO(d))) / np.float32(255)) * 255))
             else:
-                assert a.json()["error"]
+                assert a.json()["error"] and int(a.headers["retry-after"]) >= 1
         h = httpx.get(f"{url}/healthz").json()
         assert h["status"] == "ok" and h["queue"] == 0 and h["served"] == codes.count(200)
         assert httpx.post(f"{url}/api/restore", files={"image": ("x.png", _png(), "image/png")},

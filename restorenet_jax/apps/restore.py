@@ -6,10 +6,20 @@ Outputs go to OUT/<stem>.png for images (8-bit in -> 8-bit out, 16-bit PNG in ->
 untouched) and OUT/<stem>.mp4 for videos (same frame size and frame rate, restored frame by frame); `--same-ext`
 keeps each image's own format (JPEG stays JPEG). Grayscale images are restored as RGB (the model is trained on
 colour) and converted back to one channel with BT.601 luma; `--gray-as-rgb` keeps the RGB result instead. EXIF
-orientation is applied, so outputs are upright and carry no orientation tag. An input is never overwritten.
+orientation is applied, so outputs are upright and carry no orientation tag.
 
-Unreadable inputs are reported and skipped; the exit status is 1 if any input failed, 2 for bad arguments (including
-an unusable checkpoint), 0 otherwise.
+An input is never overwritten: an output name that would hit an input of the run, or another output of the same
+run, becomes OUT/<stem>_<ext>.<out ext> (then <stem>_restored.<out ext>, <stem>_restored1, ...). A file already in
+the output folder is not replaced either: that input is reported and skipped, unless `--overwrite` is given.
+
+Images whose header declares more than --max-pixels pixels (a decompression bomb: a few bytes that claim a huge
+picture) are reported and skipped before any pixel is decoded; so are video frames that size. A video that decodes
+to clearly fewer frames than its container declares (a truncated recording) is reported with both counts; the
+frames that could be restored are kept in its output.
+
+Unreadable, too large, clashing or incomplete inputs are reported one line each and the rest are still restored;
+the exit status is 1 if any input failed, 2 for bad arguments (including an unusable checkpoint or an output folder
+that cannot be created), 0 otherwise.
 """
 from __future__ import annotations
 
@@ -21,10 +31,16 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from restorenet_jax.inference import media_io
 from restorenet_jax.inference import tiling
+from restorenet_jax.inference import video
+
+# 8192 x 8192 (67 megapixels): above any CCTV or phone camera frame, below Pillow's own 89-megapixel warning bound.
+# A colour image that size is 0.8 GB as float32 before the model's activations: larger ones need --tile anyway.
+DEFAULT_MAX_PIXELS = 8192 * 8192
 
 ImageFn = Callable[[np.ndarray], np.ndarray]
 
@@ -77,7 +93,10 @@ def collect_inputs(args: Sequence[str]) -> tuple[list[Path], list[str]]:
 
 
 def output_path(src: Path, out_dir: Path, ext: str, inputs: set[Path], taken: set[Path]) -> Path:
-    """OUT/<stem><ext>, made unique within this run and never equal to an input file."""
+    """OUT/<stem><ext>, made unique within this run and never equal to an input file.
+
+    Files already on disk are not considered here: `restore_paths` refuses to replace them (see `_claim`).
+    """
     candidates = [out_dir / f"{src.stem}{ext}", out_dir / f"{src.stem}_{src.suffix.lstrip('.').lower()}{ext}"]
     candidates += [out_dir / f"{src.stem}_restored{i or ''}{ext}" for i in range(100)]
     for c in candidates:
@@ -87,42 +106,126 @@ def output_path(src: Path, out_dir: Path, ext: str, inputs: set[Path], taken: se
     raise RuntimeError(f"no free output name for {src}")
 
 
-def restore_video(fn: ImageFn, src: Path, dst: Path, progress: bool = True) -> int:
-    """Restores a video frame by frame into `dst` with the same size and frame rate; returns the frame count."""
-    info, frames = media_io.open_video(src)
+def _exists_error(dst: Path) -> FileExistsError:
+    return FileExistsError(f"{dst} already exists, not replaced (--overwrite replaces it)")
+
+
+def _check_free(dst: Path, overwrite: bool) -> None:
+    """Fails early, before the model runs, when `dst` is there and may not be replaced."""
+    if not overwrite and (dst.exists() or dst.is_symlink()):
+        raise _exists_error(dst)
+
+
+def _claim(dst: Path, overwrite: bool):
+    """Opens `dst` for writing; without `overwrite` only if it does not exist yet.
+
+    Exclusive creation makes the no-replace rule hold even if the file appears after `_check_free` looked.
+    """
+    try:
+        return open(dst, "wb" if overwrite else "xb")
+    except FileExistsError:
+        raise _exists_error(dst) from None
+
+
+def restore_video(fn: ImageFn, src: Path, dst: Path, progress: bool = True, max_pixels: int = 0) -> int:
+    """Restores a video frame by frame into `dst` with the same size and frame rate; returns the frame count.
+
+    `dst` is replaced if it exists. An output with no frame, or one cut short by an error, is removed.
+
+    Raises:
+      UnreadableImage: the video cannot be opened or has no frames.
+      ImageTooLarge: its frames have more than `max_pixels` pixels (0: no limit).
+      video.IncompleteVideo: clearly fewer frames were decoded than the container declares; the restored frames
+        are kept in `dst`.
+    """
+    info, frames = video.open_video(src, max_pixels=max_pixels)
     count = 0
-    with media_io.VideoWriter(dst, info.size, info.fps) as writer:
-        for frame in tqdm(frames, total=info.frames_estimate, desc=src.name, unit="frame", leave=False,
-                          disable=not progress):
-            writer.write(fn(frame.astype(np.float32) / 255.0))
-            count += 1
+    try:
+        with video.VideoWriter(dst, info.size, info.fps) as writer:
+            for frame in tqdm(frames, total=info.frames_estimate, desc=src.name, unit="frame", leave=False,
+                              disable=not progress):
+                writer.write(fn(frame.astype(np.float32) / 255.0))
+                count += 1
+    except BaseException:
+        dst.unlink(missing_ok=True)
+        raise
     if count == 0:
+        dst.unlink(missing_ok=True)
         raise media_io.UnreadableImage("video has no frames")
+    try:
+        video.check_frame_count(count, info)
+    except video.IncompleteVideo as e:
+        raise video.IncompleteVideo(f"{e}; the {count} restored frames are kept in {dst}") from None
     return count
 
 
+def _restore_image(fn: ImageFn, src: Path, out_dir: Path, inputs: set[Path], taken: set[Path], same_ext: bool,
+                   gray_as_rgb: bool, overwrite: bool, max_pixels: int) -> None:
+    data = src.read_bytes()
+    media_io.check_image_size(data, max_pixels)  # from the header alone: a bomb is refused before decoding
+    pic = media_io.decode_image(data)
+    fmt, ext = "PNG", ".png"
+    if same_ext and pic.format != "PNG":
+        fmt, ext = pic.format, src.suffix.lower()
+    dst = output_path(src, out_dir, ext, inputs, taken)
+    _check_free(dst, overwrite)
+    encoded = media_io.encode_image(restore_picture(fn, pic), fmt=fmt, keep_gray=not gray_as_rgb)
+    with _claim(dst, overwrite) as f:
+        f.write(encoded)
+
+
+def _restore_video_file(fn: ImageFn, src: Path, out_dir: Path, inputs: set[Path], taken: set[Path],
+                        same_ext: bool, overwrite: bool, max_pixels: int, progress: bool) -> None:
+    dst = output_path(src, out_dir, src.suffix.lower() if same_ext else ".mp4", inputs, taken)
+    _check_free(dst, overwrite)
+    if overwrite:
+        restore_video(fn, src, dst, progress, max_pixels=max_pixels)
+        return
+    _claim(dst, overwrite).close()  # reserves the name; ffmpeg then writes over this run's own empty file
+    try:
+        restore_video(fn, src, dst, progress, max_pixels=max_pixels)
+    except BaseException:
+        if dst.exists() and dst.stat().st_size == 0:
+            dst.unlink()  # the video could not be opened: do not leave the empty reservation behind
+        raise
+
+
 def restore_paths(fn: ImageFn, paths: Sequence[Path], out_dir: Path, same_ext: bool = False,
-                  gray_as_rgb: bool = False, progress: bool = True) -> list[tuple[Path, str]]:
-    """Restores every path into `out_dir`; returns the failures as (path, reason) without raising."""
+                  gray_as_rgb: bool = False, progress: bool = True, overwrite: bool = False,
+                  max_pixels: int = DEFAULT_MAX_PIXELS) -> list[tuple[Path, str]]:
+    """Restores every path into `out_dir`; returns the failures as (path, reason) without raising.
+
+    Args:
+      fn: the image function (`make_image_fn`).
+      paths: image and video files.
+      out_dir: the output folder, created if missing.
+      same_ext: keep each image's format and each video's container instead of PNG/MP4.
+      gray_as_rgb: write grayscale inputs as RGB.
+      progress: show progress bars.
+      overwrite: replace files already in `out_dir` (inputs are never replaced); without it such an input fails.
+      max_pixels: largest image or video frame in pixels, checked from the header before decoding (0: no limit).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     inputs = {p.resolve() for p in paths}
     taken: set[Path] = set()
     failures: list[tuple[Path, str]] = []
-    for src in tqdm(paths, desc="restore", unit="file", disable=not progress):
-        try:
-            if src.suffix.lower() in media_io.VIDEO_EXTS:
-                ext = src.suffix.lower() if same_ext else ".mp4"
-                restore_video(fn, src, output_path(src, out_dir, ext, inputs, taken), progress)
-                continue
-            pic = media_io.read_image(src)
-            fmt, ext = "PNG", ".png"
-            if same_ext and pic.format != "PNG":
-                fmt, ext = pic.format, src.suffix.lower()
-            data = media_io.encode_image(restore_picture(fn, pic), fmt=fmt, keep_gray=not gray_as_rgb)
-            output_path(src, out_dir, ext, inputs, taken).write_bytes(data)
-        except (media_io.UnreadableImage, OSError, ValueError) as e:
-            failures.append((src, str(e)))
-            tqdm.write(f"error: {src}: {e}", file=sys.stderr)
+    # Every image's header is checked against max_pixels before it is decoded, so Pillow's own lower guard (a
+    # warning past 89 megapixels, an error past 179) would only overrule the limit the user chose. Restored on exit.
+    pillow_bound, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        for src in tqdm(paths, desc="restore", unit="file", disable=not progress):
+            try:
+                if src.suffix.lower() in media_io.VIDEO_EXTS:
+                    _restore_video_file(fn, src, out_dir, inputs, taken, same_ext, overwrite, max_pixels, progress)
+                else:
+                    _restore_image(fn, src, out_dir, inputs, taken, same_ext, gray_as_rgb, overwrite, max_pixels)
+            except (media_io.UnreadableImage, OSError, ValueError) as e:
+                # ImageTooLarge and IncompleteVideo are ValueErrors; FileExistsError (a clash) is an OSError.
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+                failures.append((src, reason))
+                tqdm.write(f"error: {src}: {reason}", file=sys.stderr)
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_bound
     return failures
 
 
@@ -145,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test-time local converter for channel attention (default: the checkpoint's setting)")
     p.add_argument("--gray-as-rgb", action="store_true", help="write grayscale inputs as RGB results")
     p.add_argument("--same-ext", action="store_true", help="keep each input's format/extension instead of PNG/MP4")
+    p.add_argument("--overwrite", action="store_true", help="replace files already in the output folder (inputs "
+                   "are never replaced); without it an input whose output name exists is reported and skipped, and "
+                   "the exit status is 1")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help="skip (and report) images and video frames larger than N pixels, judged from the file header "
+                   f"before decoding; 0: no limit (default: {DEFAULT_MAX_PIXELS} = 8192x8192)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     return p
 
@@ -155,6 +264,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.tile < 0 or (args.tile and not 0 <= 2 * args.overlap <= args.tile):
         parser.error("--tile must be >= 0 and --overlap between 0 and tile/2")
+    if args.max_pixels < 0:
+        parser.error("--max-pixels must be >= 0 (0: no limit)")
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         parser.error(f"--output {out_dir} exists and is not a folder")
@@ -171,9 +282,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                             dtype="bfloat16" if args.bf16 else "float32", **select)
     except (ModelDirError, OSError, ValueError) as e:
         parser.error(f"--checkpoint: {e}")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        parser.exit(2, f"{parser.prog}: error: cannot create output folder {out_dir}: {e.strerror or e}\n")
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        parser.exit(2, f"{parser.prog}: error: output folder {out_dir} is not writable\n")
     fn = make_image_fn(restorer, args.tile, args.overlap, args.tile_batch)
     failures = restore_paths(fn, paths, out_dir, same_ext=args.same_ext, gray_as_rgb=args.gray_as_rgb,
-                             progress=not args.quiet)
+                             progress=not args.quiet, overwrite=args.overwrite, max_pixels=args.max_pixels)
     failures += [(Path(m), "no such file") for m in missing]
     for m in missing:
         print(f"error: {m}: no such file", file=sys.stderr)

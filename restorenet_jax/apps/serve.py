@@ -2,15 +2,29 @@
 
     python -m restorenet_jax.serve --checkpoint runs/demo [--host 127.0.0.1] [--port 8000]
 
-Endpoints: `GET /` (a page: upload, original and restored side by side, download), `POST /api/restore`
-(multipart field `image`; answers the restored PNG), `GET /healthz`, and FastAPI's `/docs` (OpenAPI).
+Endpoints: `GET /` (a page: upload, then compare original and restored at full resolution with a slider, and
+download), `POST /api/restore` (multipart field `image`; answers the restored PNG), `GET /healthz`, and FastAPI's
+`/docs` (OpenAPI).
 
-Limits, all JSON errors `{"error": "..."}`: uploads over `max_upload_bytes` or images over `max_pixels` -> 413;
-data that is not an image -> 415; a request without a file field `image` -> 400; more than `queue_size` requests
-admitted (running + waiting) -> 503. One model instance runs in a single worker thread, so the event loop keeps
-answering (health checks, 503s) while a restoration runs. Uploads are held in memory only, and nothing is written
-to disk unless `keep_dir` is set (then input and output are saved under server-made names; the uploaded file name
-is never used).
+Limits (command-line flags in brackets); every refusal is a one-line JSON error `{"error": "..."}`:
+  * upload size: more than 20 MiB [--max-upload-mb] -> 413, refused from Content-Length before reading when given,
+    otherwise as soon as the streamed body passes the limit;
+  * image size: more than 4096x4096 pixels [--max-pixels] -> 413, read from the image header before anything is
+    decoded, for every format (a tiny file declaring a huge image is refused); data that is not an image -> 415;
+  * body time: the whole upload must arrive within 30 s of its headers [--body-timeout]; a slower or stalled client
+    gets 408 and its connection is closed;
+  * open uploads: at most 32 upload requests at once, counting those being read, waiting and running
+    [--max-connections]; more get 503 at once and their connection is closed. Memory held by uploads is at most
+    about max-connections x max-upload-mb;
+  * queue: at most 4 uploads admitted for restoration, one running and the rest waiting [--queue-size]; more get 503;
+  * every 503 carries `Retry-After: 5` [--retry-after];
+  * a request without a file field `image` -> 400.
+A client that disconnects mid-upload is logged in one line. One model instance runs in a single worker thread, so
+the event loop keeps answering (health checks, 503s) while a restoration runs. Uploads are held in memory only, and
+nothing is written to disk unless `--keep-dir` is set (then input and output are saved under server-made names; the
+uploaded file name is never used); the directory is checked at start-up (exit status 2 if it cannot be written),
+and a save that fails later is logged while the restored image is still returned. uvicorn itself sets no time limit
+on request headers: on an open network, run the service behind a reverse proxy that does.
 """
 from __future__ import annotations
 
@@ -18,34 +32,34 @@ import argparse
 import asyncio
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Optional, Sequence
+from typing import Optional, Sequence
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
+from fastapi.responses import FileResponse, Response
 
-from restorenet_jax.inference import media_io
+from restorenet_jax.apps import serve_limits as limits
 from restorenet_jax.apps.restore import make_image_fn, restore_picture
+from restorenet_jax.inference import media_io
 
 STATIC_DIR = Path(__file__).parent / "static"
-# Multipart framing (boundaries, part headers) on top of the file itself.
-_MULTIPART_SLACK = 64 * 1024
+_NOT_AN_IMAGE = "the upload is not an image this service can read (PNG, JPEG, BMP, TIFF, WebP, GIF)"
 
 
 @dataclass
 class ServeSettings:
-    """Service limits and inference options.
+    """Service limits and inference options (see the module docstring for what each limit answers).
 
     Attributes:
       max_upload_bytes: largest accepted image file.
-      max_pixels: largest accepted width × height.
-      queue_size: requests admitted at once (one running, the rest waiting); more get 503.
+      max_pixels: largest accepted width × height, checked from the image header before decoding.
+      queue_size: requests admitted for restoration at once (one running, the rest waiting); more get 503.
+      max_connections: upload requests open at once (being read, waiting or running); more get 503.
+      body_timeout: seconds within which a request body must arrive in full; slower ones get 408.
+      retry_after: seconds put in the `Retry-After` header of every 503.
       keep_dir: if set, inputs and outputs are saved here (server-made names); None stores nothing.
       tile: tile size for tiled inference (0: whole image), overlap: tile overlap (see restorenet_jax.tiling).
     """
@@ -53,27 +67,12 @@ class ServeSettings:
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 4096 * 4096
     queue_size: int = 4
+    max_connections: int = 32
+    body_timeout: float = 30.0
+    retry_after: int = 5
     keep_dir: Optional[Path] = None
     tile: int = 0
     overlap: int = 32
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def _capped(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
-    """Passes the request body through, failing as soon as it exceeds `limit` bytes (chunked uploads too)."""
-    total = 0
-    async for chunk in stream:
-        total += len(chunk)
-        if total > limit:
-            raise _TooLarge
-        yield chunk
 
 
 def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
@@ -81,12 +80,13 @@ def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
 
     Args:
       restorer: the model; called from a single worker thread, so it is never used concurrently.
-      settings: limits and options; defaults if None.
+      settings: limits and options; defaults if None. `keep_dir` is not checked here (`main` does it at start-up).
     """
     settings = settings or ServeSettings()
     image_fn = make_image_fn(restorer, settings.tile, settings.overlap)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore")
-    state = {"admitted": 0, "served": 0}
+    uploads, queue = limits.Slots(settings.max_connections), limits.Slots(settings.queue_size)
+    served = {"count": 0}
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -103,17 +103,15 @@ def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
     @app.get("/healthz", summary="Liveness and queue state")
     def healthz() -> dict:
         return {"status": "ok", "model": getattr(getattr(restorer, "arch", None), "kind", "unknown"),
-                "queue": state["admitted"], "queue_size": settings.queue_size, "served": state["served"]}
+                "queue": queue.used, "queue_size": settings.queue_size, "uploads": uploads.used,
+                "max_connections": settings.max_connections, "served": served["count"]}
 
     def work(data: bytes) -> tuple[bytes, float]:
         start = time.perf_counter()
         pic = media_io.decode_image(data)
         out = media_io.encode_image(restore_picture(image_fn, pic), fmt="PNG")
         if settings.keep_dir is not None:
-            stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-            settings.keep_dir.mkdir(parents=True, exist_ok=True)
-            (settings.keep_dir / f"{stem}-input.bin").write_bytes(data)
-            (settings.keep_dir / f"{stem}-restored.png").write_bytes(out)
+            limits.keep(settings.keep_dir, data, out)
         return out, time.perf_counter() - start
 
     body_doc = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -121,70 +119,74 @@ def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
         "properties": {"image": {"type": "string", "format": "binary", "description": "the image to restore"}}}}}},
         "responses": {"200": {"description": "the restored image", "content": {"image/png": {}}},
                       "400": {"description": "no file field `image`"},
+                      "408": {"description": "the upload did not arrive in time"},
                       "413": {"description": "file or image too large"},
                       "415": {"description": "not a decodable image"},
-                      "503": {"description": "queue full, retry later"}}}
+                      "503": {"description": "too many uploads or queue full; retry after `Retry-After` seconds"}}}
+
+    async def restore_upload(request: Request) -> Response:
+        try:
+            data = await limits.read_upload(request, settings.max_upload_bytes, settings.body_timeout)
+        except limits.RequestFailed as e:
+            return e.response()
+        except limits.ClientGone:
+            return Response(status_code=400)  # never delivered: the connection is gone
+        try:
+            media_io.check_image_size(data, settings.max_pixels)  # header only: bombs never reach the decoder
+        except media_io.ImageTooLarge as e:
+            return limits.error(413, str(e))
+        except media_io.UnreadableImage:
+            return limits.error(415, _NOT_AN_IMAGE)
+        if not queue.take():
+            return limits.error(503, "the service is busy, try again shortly", retry_after=settings.retry_after)
+        try:
+            out, seconds = await asyncio.get_running_loop().run_in_executor(executor, work, data)
+        except media_io.ImageTooLarge as e:  # only reachable when max_pixels is above Pillow's own bound
+            return limits.error(413, str(e))
+        except media_io.UnreadableImage as e:
+            return limits.error(415, str(e))
+        finally:
+            queue.release()
+        served["count"] += 1
+        return Response(out, media_type="image/png", headers={
+            "Content-Disposition": 'attachment; filename="restored.png"', "X-Restore-Seconds": f"{seconds:.3f}"})
 
     @app.post("/api/restore", summary="Restore one image; answers a PNG", openapi_extra=body_doc)
     async def restore_endpoint(request: Request) -> Response:
-        limit = settings.max_upload_bytes + _MULTIPART_SLACK
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            return _error(413, f"upload larger than {settings.max_upload_bytes} bytes")
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            return _error(400, "send the image as multipart/form-data in a field named 'image'")
-        parser = MultiPartParser(request.headers, _capped(request.stream(), limit), max_files=1, max_fields=10)
-        parser.spool_max_size = limit  # keep the upload in memory: nothing touches the disk
+        # Counted from the headers on: a body still arriving holds a slot (and its buffer) as much as a restoration.
+        if not uploads.take():
+            return limits.error(503, "too many uploads in progress, try again shortly",
+                                retry_after=settings.retry_after, close=True)
         try:
-            form = await parser.parse()
-        except _TooLarge:
-            return _error(413, f"upload larger than {settings.max_upload_bytes} bytes")
-        except MultiPartException as e:
-            return _error(400, f"malformed multipart body: {e.message}")
-        try:
-            upload = form.get("image")
-            if not isinstance(upload, UploadFile):
-                return _error(400, "missing file field 'image'")
-            data = await upload.read()
+            return await restore_upload(request)
         finally:
-            await form.close()
-        if len(data) > settings.max_upload_bytes:
-            return _error(413, f"upload larger than {settings.max_upload_bytes} bytes")
-        try:
-            width, height = media_io.image_size(data)
-        except media_io.UnreadableImage:
-            return _error(415, "the upload is not an image this service can read (PNG, JPEG, BMP, TIFF, WebP)")
-        if width * height > settings.max_pixels:
-            return _error(413, f"image of {width}x{height} pixels is larger than {settings.max_pixels} pixels")
-        # Admission happens on the event loop thread, so this check-and-increment cannot race.
-        if state["admitted"] >= settings.queue_size:
-            return _error(503, "the service is busy, try again shortly")
-        state["admitted"] += 1
-        try:
-            out, seconds = await asyncio.get_running_loop().run_in_executor(executor, work, data)
-        except media_io.UnreadableImage as e:
-            return _error(415, str(e))
-        finally:
-            state["admitted"] -= 1
-        state["served"] += 1
-        return Response(out, media_type="image/png", headers={
-            "Content-Disposition": 'attachment; filename="restored.png"', "X-Restore-Seconds": f"{seconds:.3f}"})
+            uploads.release()
 
     return app
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
-    p = argparse.ArgumentParser(prog="python -m restorenet_jax.serve", description=__doc__.split("\n\n")[0])
+    """The command-line interface; `--help` lists the limits (the module docstring's)."""
+    intro, _, rest = __doc__.partition("\n\n")
+    limits_text = rest[rest.index("Limits"):]
+    p = argparse.ArgumentParser(prog="python -m restorenet_jax.serve", description=intro, epilog=limits_text,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="converted model directory or training workdir")
     p.add_argument("--best", action="store_true", help="from a training workdir, use the best checkpoint by "
                    "validation PSNR instead of the latest")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest accepted upload in MiB")
-    p.add_argument("--max-pixels", type=int, default=4096 * 4096, help="largest accepted width × height")
-    p.add_argument("--queue-size", type=int, default=4, help="requests admitted at once; more get 503")
-    p.add_argument("--keep-dir", type=Path, default=None, help="save inputs and outputs here (default: nothing)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest accepted upload in MiB (default 20)")
+    p.add_argument("--max-pixels", type=int, default=4096 * 4096,
+                   help="largest accepted width × height (default 4096*4096)")
+    p.add_argument("--queue-size", type=int, default=4, help="requests admitted at once; more get 503 (default 4)")
+    p.add_argument("--max-connections", type=int, default=32,
+                   help="upload requests open at once (reading, waiting, running); more get 503 (default 32)")
+    p.add_argument("--body-timeout", type=float, default=30.0,
+                   help="seconds for a whole upload to arrive; slower ones get 408 (default 30)")
+    p.add_argument("--retry-after", type=int, default=5, help="Retry-After seconds on every 503 (default 5)")
+    p.add_argument("--keep-dir", type=Path, default=None, help="save inputs and outputs here (default: nothing); "
+                   "checked at start-up")
     p.add_argument("--tile", type=int, default=0, help="tile size for large images (0: whole image)")
     p.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles")
     p.add_argument("--bf16", action="store_true", help="compute in bfloat16")
@@ -194,13 +196,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Loads the model and serves until interrupted; exit status 2 when the checkpoint is unusable."""
+    """Loads the model and serves until interrupted; exit status 2 when the checkpoint or `--keep-dir` is unusable."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.queue_size < 1 or args.max_pixels < 1 or args.max_upload_mb <= 0:
-        parser.error("--queue-size, --max-pixels and --max-upload-mb must be positive")
+    if min(args.queue_size, args.max_pixels, args.max_connections, args.retry_after) < 1 or args.max_upload_mb <= 0 \
+            or args.body_timeout <= 0:
+        parser.error("--queue-size, --max-pixels, --max-connections, --retry-after, --max-upload-mb and "
+                     "--body-timeout must be positive")
     if args.tile < 0 or (args.tile and not 0 <= 2 * args.overlap <= args.tile):
         parser.error("--tile must be >= 0 and --overlap between 0 and tile/2")
+    if args.keep_dir is not None:  # before the (slow) model load: a bad flag should fail at once
+        try:
+            limits.check_keep_dir(args.keep_dir)
+        except OSError as e:
+            print(f"error: --keep-dir {args.keep_dir} cannot be written: {e.__class__.__name__}: {e.strerror or e}",
+                  file=sys.stderr)
+            return 2
     from restorenet_jax.inference.restorer import Restorer
     from restorenet_jax.models.model_dir import ModelDirError
 
@@ -211,10 +222,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: cannot load --checkpoint {args.checkpoint}: {e}", file=sys.stderr)
         return 2
     settings = ServeSettings(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
-                             queue_size=args.queue_size, keep_dir=args.keep_dir, tile=args.tile,
-                             overlap=args.overlap)
+                             queue_size=args.queue_size, max_connections=args.max_connections,
+                             body_timeout=args.body_timeout, retry_after=args.retry_after, keep_dir=args.keep_dir,
+                             tile=args.tile, overlap=args.overlap)
     import uvicorn
 
+    limits.setup_logging()
+    # The open-upload cap is the service's own (above) rather than uvicorn's limit_concurrency, whose 503 carries no
+    # Retry-After and which also counts idle keep-alive connections.
     uvicorn.run(create_app(restorer, settings), host=args.host, port=args.port)
     return 0
 

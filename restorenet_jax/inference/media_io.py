@@ -1,19 +1,20 @@
-"""Image and video reading/writing for the restore CLI and the web service.
+"""Image reading and writing for the restore CLI and the web service (videos: `video`).
 
 Images become a `Picture`: the RGB part the model sees (float32 [H, W, 3] in [0, 1]) plus what must survive the
 round trip untouched — the alpha channel, whether the source was grayscale, and its bit depth (8 or 16). EXIF
 orientation is applied on reading (the pixels come out upright, the tag is not written back), so a phone photo
 shot sideways is restored and saved the way a viewer shows it.
 
-Videos go through the ffmpeg binary bundled with imageio-ffmpeg, frame by frame, so memory stays flat for long
-CCTV recordings.
+Pixel limits are checked from the header alone (`check_image_size`) before anything is decoded; decoding itself
+never lets Pillow's decompression-bomb error or warning out as anything but this module's exceptions.
 """
 from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass, replace
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -38,6 +39,18 @@ _ORIENT = {
 
 class UnreadableImage(ValueError):
     """The bytes are not an image this module can decode."""
+
+
+class ImageTooLarge(ValueError):
+    """The image's header declares more pixels than allowed (checked before any pixel is decoded)."""
+
+
+class TooLargeToDecode(ImageTooLarge, UnreadableImage):
+    """`decode_image` refused an image larger than Pillow's decompression-bomb bound.
+
+    Both an `ImageTooLarge` and an `UnreadableImage`, so that callers catching either (the service catches the
+    latter around decoding) handle it.
+    """
 
 
 @dataclass
@@ -69,15 +82,40 @@ def image_size(data: bytes) -> tuple[int, int]:
 
     Raises:
       UnreadableImage: `data` is not a recognised image.
+      ImageTooLarge: the header declares more pixels than Pillow's own decompression-bomb bound.
     """
-    header = png16.png_header(data)
-    if header is not None:
-        return header[0], header[1]
     try:
         with Image.open(io.BytesIO(data)) as im:
             return im.size
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        # Raised from the header alone, for every format Pillow reads (the warning only where warnings are errors).
+        raise ImageTooLarge(_bomb_message(e)) from e
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise UnreadableImage(f"not a recognised image ({e.__class__.__name__})") from e
+
+
+def _bomb_message(e: Exception) -> str:
+    # Pillow's text ends in "could be decompression bomb DOS attack."; keep the two numbers, in this module's words.
+    numbers = re.findall(r"\d+", str(e))
+    if len(numbers) >= 2:
+        return f"image of {numbers[0]} pixels is larger than the decoder's limit of {numbers[1]} pixels"
+    return "image declares too many pixels"
+
+
+def check_image_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """(width, height) of an image whose header declares at most `max_pixels` pixels (0: no limit).
+
+    The one pixel-limit check of the service and the commands: it reads the header only, so a small file that
+    declares a huge image (a decompression bomb, in any format) is refused before memory is spent on it.
+
+    Raises:
+      UnreadableImage: not a recognised image.
+      ImageTooLarge: more than `max_pixels` pixels.
+    """
+    width, height = image_size(data)
+    if max_pixels and width * height > max_pixels:
+        raise ImageTooLarge(f"image of {width}x{height} pixels is larger than the limit of {max_pixels} pixels")
+    return width, height
 
 
 def _from_uint(arr: np.ndarray, bit_depth: int) -> np.ndarray:
@@ -85,9 +123,10 @@ def _from_uint(arr: np.ndarray, bit_depth: int) -> np.ndarray:
 
 
 def _decode_png16(data: bytes) -> Picture:
-    arr = png16.read_png16(data)  # [H, W, C] uint16
+    # Pillow opens the header first: its decompression-bomb bound then applies before libpng allocates anything.
     with Image.open(io.BytesIO(data)) as im:
-        orientation = im.getexif().get(0x0112, 1)
+        arr = png16.read_png16(data)  # [H, W, C] uint16
+        orientation = im.getexif().get(0x0112, 1)  # Pillow still reads the eXIf chunk; only the pixels are 8-bit
     if orientation in _ORIENT:
         arr = np.ascontiguousarray(_ORIENT[orientation](arr))
     channels = arr.shape[-1]
@@ -99,8 +138,12 @@ def _decode_png16(data: bytes) -> Picture:
 def decode_image(data: bytes) -> Picture:
     """Decodes image bytes (PNG 8/16-bit, JPEG, BMP, TIFF, WebP, ...) into a `Picture`, honouring EXIF orientation.
 
+    Callers should check the size with `check_image_size` first; this function only enforces Pillow's own
+    decompression-bomb bound (`PIL.Image.MAX_IMAGE_PIXELS`, twice that for an error).
+
     Raises:
-      UnreadableImage: the data is not an image or is corrupt.
+      UnreadableImage: the data is not an image or is corrupt (a one-line reason).
+      TooLargeToDecode: (an UnreadableImage and an ImageTooLarge) the image exceeds Pillow's bound.
     """
     try:
         if png16.is_png16(data):
@@ -110,10 +153,17 @@ def decode_image(data: bytes) -> Picture:
             im.load()  # decode now, so that truncated files fail here and not later
             im = ImageOps.exif_transpose(im)
         return _picture_from_pil(im, fmt)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        # The warning arrives as an exception only where warnings are errors; either way it is a size refusal.
+        raise TooLargeToDecode(f"cannot decode image: {_bomb_message(e)}") from e
+    except UnidentifiedImageError as e:
+        # Pillow's text names the in-memory stream object ("<_io.BytesIO object at 0x...>"): say what it means.
+        raise UnreadableImage("cannot decode image: not a recognised image format") from e
+    except (OSError, ValueError, SyntaxError) as e:
         # Pillow signals corrupt data with OSError ("image file is truncated"), SyntaxError (bad headers) or
         # ValueError; all mean the same to a caller.
-        raise UnreadableImage(f"cannot decode image: {e}") from e
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        raise UnreadableImage(f"cannot decode image: {reason}") from e
 
 
 def _picture_from_pil(im: Image.Image, fmt: str) -> Picture:
@@ -183,75 +233,3 @@ def encode_image(pic: Picture, fmt: str = "PNG", keep_gray: bool = True, jpeg_qu
 def with_rgb(pic: Picture, rgb: np.ndarray) -> Picture:
     """The same picture (alpha, gray flag, depth, format) with new colour pixels."""
     return replace(pic, rgb=np.asarray(rgb, np.float32))
-
-
-@dataclass
-class VideoInfo:
-    """Stream facts of a video file: frames per second, (width, height), and a frame-count estimate."""
-
-    fps: float
-    size: tuple[int, int]
-    frames_estimate: Optional[int]
-
-
-def open_video(path: str | os.PathLike) -> tuple[VideoInfo, Iterator[np.ndarray]]:
-    """Opens a video for frame-by-frame reading.
-
-    Returns:
-      (info, frames): frames yields uint8 [H, W, 3] RGB arrays.
-    Raises:
-      UnreadableImage: ffmpeg cannot open it.
-    """
-    import imageio_ffmpeg
-
-    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-    try:
-        meta = next(gen)
-    except (RuntimeError, OSError, StopIteration) as e:
-        gen.close()
-        raise UnreadableImage(f"cannot open video: {str(e).strip().splitlines()[-1] if str(e) else e}") from e
-    width, height = meta["size"]
-    fps = float(meta["fps"])
-    duration = meta.get("duration")
-    estimate = int(round(duration * fps)) if duration and fps else None
-
-    def frames() -> Iterator[np.ndarray]:
-        try:
-            for raw in gen:
-                yield np.frombuffer(raw, np.uint8).reshape(height, width, 3)
-        finally:
-            gen.close()
-
-    return VideoInfo(fps, (width, height), estimate), frames()
-
-
-class VideoWriter:
-    """Writes float [H, W, 3] frames in [0, 1] to a video with a given frame rate (H.264, no size rounding).
-
-    Use as a context manager. Even frame sizes use yuv420p (plays everywhere); odd sizes need yuv444p, because
-    4:2:0 chroma cannot represent an odd width or height and the frame size must not change.
-    """
-
-    def __init__(self, path: str | os.PathLike, size: tuple[int, int], fps: float, quality: float = 8):
-        import imageio_ffmpeg
-
-        width, height = size
-        pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-        self._gen = imageio_ffmpeg.write_frames(str(path), (width, height), fps=fps, quality=quality,
-                                                pix_fmt_out=pix_fmt, macro_block_size=1, codec="libx264",
-                                                ffmpeg_log_level="error")
-        self._gen.send(None)
-
-    def write(self, frame: np.ndarray) -> None:
-        """Appends one float [H, W, 3] frame in [0, 1]."""
-        self._gen.send(np.round(np.clip(frame, 0, 1) * 255).astype(np.uint8).tobytes())
-
-    def close(self) -> None:
-        """Finishes the file (flushes ffmpeg)."""
-        self._gen.close()
-
-    def __enter__(self) -> "VideoWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -3,6 +3,13 @@
 Official key -> Flax path (see restorenet_jax/convert/key_map.py): `encoders.L.B.conv1.weight` -> `encoders_L_B/conv1/kernel`,
 `se.1` -> `se_1`, `ups.L.0.weight` -> `ups_L/kernel`, `downs.L` -> `downs_L`, `middle_blks.B` -> `middle_blks_B`,
 `normN.weight` -> `normN/scale`, `beta`/`gamma` (1,C,1,1) -> (C,).
+
+Size bucketing: every `__call__` takes an optional `valid` (int32 [2], may be traced): the official padded size
+(h16, w16) of an input that was zero-padded further, to a bigger "bucket". The network then zeroes features beyond
+the valid region (scaled to each level) before every op that reads neighbours and takes channel-attention means over
+the valid region only, so the valid region's outputs equal the exact model's on the official padded input. 2x2
+stride-2 downs and 1x1 + PixelShuffle ups map valid pixels to valid pixels, so they need no mask. `valid=None` is the
+plain computation, unchanged.
 """
 from __future__ import annotations
 
@@ -13,8 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from restorenet_jax.models.arch import BaselineArch
-from restorenet_jax.models.layers import (DepthwiseConv3x3, LayerNorm2d, channel_pool, conv, gelu, pad_to_multiple,
-                                          pixel_shuffle, tlc_kernel_size)
+from restorenet_jax.models.layers import (DepthwiseConv3x3, LayerNorm2d, channel_pool, conv, gelu, level_valid,
+                                          mask_outside, pad_to_multiple, pixel_shuffle, tlc_kernel_size)
 
 Dtype = Any
 
@@ -36,15 +43,18 @@ class BaselineBlock(nn.Module):
     depthwise_impl: str = "auto"  # see layers.DepthwiseConv3x3
 
     @nn.compact
-    def __call__(self, inp: jax.Array) -> jax.Array:
+    def __call__(self, inp: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+        """[B, H, W, c] -> [B, H, W, c]; `valid`: None, or this level's valid size (module docstring)."""
         c, dt = self.channels, self.dtype
         dw = c * self.dw_expand
         x = LayerNorm2d(dtype=dt, name="norm1")(inp)
         x = conv(dw, 1, name="conv1", dtype=dt)(x)
+        if valid is not None:  # the depthwise conv must read zeros beyond the valid region, as SAME padding gives
+            x = mask_outside(x, valid)
         x = DepthwiseConv3x3(dw, self.depthwise_impl, dt, name="conv2")(x)
         x = gelu(x)
         # Channel attention ("se"): pool -> 1x1 -> ReLU -> 1x1 -> sigmoid, then rescale the features.
-        s = channel_pool(x, self.pool_kernel).astype(dt)
+        s = channel_pool(x, self.pool_kernel, valid).astype(dt)
         s = conv(dw // 2, 1, name="se_1", dtype=dt)(s)
         s = nn.relu(s)
         s = conv(dw, 1, name="se_3", dtype=dt)(s)
@@ -109,27 +119,41 @@ class UNet(nn.Module):
             decoders.append([self._block(chan, a.levels - 1 - i) for _ in range(num)])
         self.encoders, self.downs, self.ups, self.decoders = encoders, downs, ups, decoders
 
-    def __call__(self, inp: jax.Array) -> jax.Array:
-        """[B, H, W, Cin] (H, W multiples of 2**levels) -> [B, H, W, out_channels]."""
+    def __call__(self, inp: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+        """[B, H, W, Cin] (H, W multiples of 2**levels) -> [B, H, W, out_channels].
+
+        `valid`: None, or the valid size (int32 [2], multiples of 2**levels) of a bucket-padded input; outputs
+        beyond it are meaningless (module docstring)."""
+        if valid is not None:
+            if self.tlc:
+                raise NotImplementedError("size bucketing (valid=...) does not support TLC pooling")
+            valid = jnp.asarray(valid, jnp.int32)
+            # The input may come from another network (serial model, RestoreNet's residuals) and hold values beyond
+            # the valid region; the intro conv must see zeros there.
+            inp = mask_outside(inp, valid)
+        levels = self.arch.levels
+        at = (lambda level: None) if valid is None else (lambda level: level_valid(valid, level))
         x = self.intro(inp.astype(self.dtype))
         skips = []
-        for blocks, down in zip(self.encoders, self.downs):
-            x = _run(blocks, x)
+        for level, (blocks, down) in enumerate(zip(self.encoders, self.downs)):
+            x = _run(blocks, x, at(level))
             skips.append(x)
             x = down(x)
-        x = _run(self.middle_blks, x)
-        for blocks, up, skip in zip(self.decoders, self.ups, skips[::-1]):
+        x = _run(self.middle_blks, x, at(levels))
+        for i, (blocks, up, skip) in enumerate(zip(self.decoders, self.ups, skips[::-1])):
             x = pixel_shuffle(up(x), 2) + skip
-            x = _run(blocks, x)
+            x = _run(blocks, x, at(levels - 1 - i))
+        if valid is not None:
+            x = mask_outside(x, valid)
         x = self.ending(x)
         if self.global_residual:
             x = x + inp.astype(self.dtype)
         return x
 
 
-def _run(blocks: Sequence[nn.Module], x: jax.Array) -> jax.Array:
+def _run(blocks: Sequence[nn.Module], x: jax.Array, valid: jax.Array | None) -> jax.Array:
     for block in blocks:
-        x = block(x)
+        x = block(x, valid)
     return x
 
 
@@ -141,7 +165,8 @@ class Baseline(UNet):
     they mirror the official state_dict keys directly.
     """
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+        """[B, H, W, C] -> float32 [B, H, W, C]; `valid` as in `UNet.__call__` (sizes of the padded input)."""
         h, w = x.shape[1:3]
-        y = super().__call__(pad_to_multiple(x, self.multiple))
+        y = super().__call__(pad_to_multiple(x, self.multiple), valid)
         return y[:, :h, :w].astype(jnp.float32)

@@ -100,18 +100,25 @@ def _replicate_pad_to(out: jax.Array, h: int, w: int) -> jax.Array:
     return jnp.pad(out, ((0, 0), (top, bottom), (left, right), (0, 0)), mode="edge")
 
 
-def channel_pool(x: jax.Array, kernel: tuple[int, int] | None) -> jax.Array:
+def channel_pool(x: jax.Array, kernel: tuple[int, int] | None, valid: jax.Array | None = None) -> jax.Array:
     """Average pooling feeding channel attention: global mean, or TLC's local box mean.
 
     Args:
       x: [B, H, W, C].
       kernel: None for the global mean ([B, 1, 1, C]); else the TLC window. When the window covers the whole map
         the official code falls back to the global mean, so 256-sized inputs behave like the plain model.
+      valid: None, or the valid size (vh, vw) at this resolution (int32 [2], may be traced): the global mean is
+        then taken over x[:, :vh, :vw] only, as if the map ended there (size bucketing). Not with a TLC window.
     Returns:
       [B, 1, 1, C] or [B, H, W, C] in float32 (the sums are accumulated in float32).
     """
     x32 = x.astype(jnp.float32)
     h, w = x.shape[1:3]
+    if valid is not None:
+        if kernel is not None:
+            raise NotImplementedError("TLC pooling does not support a valid region (size bucketing)")
+        total = jnp.sum(mask_outside(x32, valid), axis=(1, 2), keepdims=True)
+        return total / (valid[0] * valid[1]).astype(jnp.float32)
     if kernel is None or (kernel[0] >= h and kernel[1] >= w):
         return jnp.mean(x32, axis=(1, 2), keepdims=True)
     k1, k2 = min(h, kernel[0]), min(w, kernel[1])
@@ -142,6 +149,29 @@ def pad_to_multiple(x: jax.Array, multiple: int) -> jax.Array:
     if ph == 0 and pw == 0:
         return x
     return jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)))
+
+
+def valid_mask(shape_hw: tuple[int, int], valid: jax.Array) -> jax.Array:
+    """[1, H, W, 1] bool, True where row < valid[0] and column < valid[1] (valid: int32 [2], may be traced)."""
+    h, w = shape_hw
+    rows = jnp.arange(h, dtype=jnp.int32)[:, None] < valid[0]
+    cols = jnp.arange(w, dtype=jnp.int32)[None, :] < valid[1]
+    return (rows & cols)[None, :, :, None]
+
+
+def mask_outside(x: jax.Array, valid: jax.Array) -> jax.Array:
+    """Zeroes [B, H, W, C] outside the top-left valid[0] x valid[1] region.
+
+    Size bucketing computes on a bigger zero-padded map than the exact model; zeroing what lies beyond the exact
+    model's map before an op that reads neighbours (3x3 convs) or pools makes that op see exactly what the exact
+    model's SAME zero padding shows it. A select, not a multiply, so that whatever lies outside cannot leak in.
+    """
+    return jnp.where(valid_mask(x.shape[1:3], valid), x, jnp.zeros((), x.dtype))
+
+
+def level_valid(valid: jax.Array, level: int) -> jax.Array:
+    """The valid size at U-Net `level` (resolution / 2**level); exact since valid is a multiple of 2**levels."""
+    return valid // (2 ** level)
 
 
 gelu = functools.partial(jax.nn.gelu, approximate=False)  # the exact erf form, as torch.nn.GELU()

@@ -2,6 +2,10 @@
 
 Parameter tree of the parallel model: {'deblur': Baseline params, 'denoise': Baseline params, 'extra': ...}; the
 official keys `intro_supple`, `encoders_supple.L.B...` map to `extra/intro`, `extra/encoders_L_B/...`.
+
+`valid` (size bucketing, see models/baseline.py): the parallel and serial models accept an optional valid size of a
+bucket-padded input and then give, on it, exactly the exact model's outputs; supported with the 'baseline' extra
+network and without TLC (`supports_valid`).
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import jax.numpy as jnp
 
 from restorenet_jax.models.arch import ExtraArch, ModelArch
 from restorenet_jax.models.baseline import Baseline, UNet
-from restorenet_jax.models.layers import conv, pad_to_multiple
+from restorenet_jax.models.layers import conv, mask_outside, pad_to_multiple
 
 Dtype = Any
 
@@ -81,6 +85,22 @@ def make_extra(arch: ExtraArch, *, tlc: bool, train_size: tuple[int, int], pad_m
     return PlainUNet(arch, dtype=dtype)
 
 
+def supports_valid(arch: ModelArch) -> bool:
+    """Whether the model accepts `valid` (size bucketing): not with TLC pooling, nor the conv_deconv/unet extras
+    (their strided 3x3 convs and transposed convs would need masks of their own)."""
+    return not arch.tlc and (arch.kind != "restorenet" or arch.extra.kind == "baseline")
+
+
+def _check_valid(arch: ModelArch, valid: jax.Array | None) -> jax.Array | None:
+    """`valid` as int32, or None; raises for models that cannot honour it."""
+    if valid is None:
+        return None
+    if not supports_valid(arch):
+        raise NotImplementedError(f"size bucketing (valid=...) is not supported for {arch.kind} with tlc={arch.tlc}"
+                                  + (f", extra {arch.extra.kind!r}" if arch.extra is not None else ""))
+    return jnp.asarray(valid, jnp.int32)
+
+
 class RestoreNet(nn.Module):
     """The parallel RestoreNet: out = x + extra(concat(x - deblur(x), x - denoise(x))), as the original code.
 
@@ -101,30 +121,41 @@ class RestoreNet(nn.Module):
             self.refine_0 = conv(a.extra.width, 3, name="refine_0", dtype=self.dtype)
             self.refine_1 = conv(3, 3, name="refine_1", dtype=self.dtype)
 
-    def branches(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def branches(self, x: jax.Array, valid: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         """The two backbone outputs on an already padded input (used by evaluation to score each branch)."""
-        return self.deblur(x), self.denoise(x)
+        return self.deblur(x, valid), self.denoise(x, valid)
 
-    def _combine(self, inp: jax.Array, deblurred: jax.Array, denoised: jax.Array) -> jax.Array:
+    def _combine(self, inp: jax.Array, deblurred: jax.Array, denoised: jax.Array,
+                 valid: jax.Array | None = None) -> jax.Array:
         residuals = jnp.concatenate([inp - deblurred, inp - denoised], axis=-1)
-        correction = self.extra(residuals.astype(self.dtype))
+        residuals = residuals.astype(self.dtype)
+        # Only the 'baseline' extra network takes `valid` (`supports_valid`); the others keep their plain signature.
+        correction = self.extra(residuals) if valid is None else self.extra(residuals, valid)
         if self.arch.extra.refine_conv:
-            correction = correction + self.refine_1(nn.relu(self.refine_0(correction)))
+            # The 3x3 refinement convs read neighbours: beyond the valid region they must see zeros (bucketing).
+            hidden = self.refine_0(correction if valid is None else mask_outside(correction, valid))
+            hidden = nn.relu(hidden)
+            correction = correction + self.refine_1(hidden if valid is None else mask_outside(hidden, valid))
         return inp + correction.astype(jnp.float32)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+        """[B, H, W, 3] -> float32 [B, H, W, 3]; `valid`: None, or the official padded size (h16, w16) of an
+        input zero-padded further (int32 [2], may be traced; module docstring)."""
+        valid = _check_valid(self.arch, valid)
         h, w = x.shape[1:3]
         inp = pad_to_multiple(x, self.arch.pad_multiple).astype(jnp.float32)
-        return self._combine(inp, *self.branches(inp))[:, :h, :w]
+        return self._combine(inp, *self.branches(inp, valid), valid)[:, :h, :w]
 
-    def comparison(self, x: jax.Array) -> dict[str, jax.Array]:
+    def comparison(self, x: jax.Array, valid: jax.Array | None = None) -> dict[str, jax.Array]:
         """What the evaluate command compares, each backbone run once on the input: the deblur and denoise
-        backbones alone, the serial deblur(denoise(x)) of the same backbones, and RestoreNet; [B, H, W, 3] each."""
+        backbones alone, the serial deblur(denoise(x)) of the same backbones, and RestoreNet; [B, H, W, 3] each.
+        `valid` as in `__call__`."""
+        valid = _check_valid(self.arch, valid)
         h, w = x.shape[1:3]
         inp = pad_to_multiple(x, self.arch.pad_multiple).astype(jnp.float32)
-        deblurred, denoised = self.branches(inp)
-        out = {"deblur": deblurred, "denoise": denoised, "serial": self.deblur(denoised),
-               "restorenet": self._combine(inp, deblurred, denoised)}
+        deblurred, denoised = self.branches(inp, valid)
+        out = {"deblur": deblurred, "denoise": denoised, "serial": self.deblur(denoised, valid),
+               "restorenet": self._combine(inp, deblurred, denoised, valid)}
         return {k: v[:, :h, :w].astype(jnp.float32) for k, v in out.items()}
 
 
@@ -140,17 +171,21 @@ class SerialNet(nn.Module):
         self.deblur = Baseline(a.deblur, **kw)
         self.denoise = Baseline(a.denoise, **kw)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+        """[B, H, W, 3] -> float32 [B, H, W, 3]; `valid` as in `RestoreNet.__call__`."""
+        valid = _check_valid(self.arch, valid)
         h, w = x.shape[1:3]
         inp = pad_to_multiple(x, self.arch.pad_multiple)
-        return self.deblur(self.denoise(inp))[:, :h, :w]
+        return self.deblur(self.denoise(inp, valid), valid)[:, :h, :w]
 
-    def comparison(self, x: jax.Array) -> dict[str, jax.Array]:
-        """The backbones alone and in series, each run once on the input ([B, H, W, 3] each)."""
+    def comparison(self, x: jax.Array, valid: jax.Array | None = None) -> dict[str, jax.Array]:
+        """The backbones alone and in series, each run once on the input ([B, H, W, 3] each); `valid` as in
+        `__call__`."""
+        valid = _check_valid(self.arch, valid)
         h, w = x.shape[1:3]
         inp = pad_to_multiple(x, self.arch.pad_multiple)
-        denoised = self.denoise(inp)
-        out = {"deblur": self.deblur(inp), "denoise": denoised, "serial": self.deblur(denoised)}
+        denoised = self.denoise(inp, valid)
+        out = {"deblur": self.deblur(inp, valid), "denoise": denoised, "serial": self.deblur(denoised, valid)}
         return {k: v[:, :h, :w].astype(jnp.float32) for k, v in out.items()}
 
 

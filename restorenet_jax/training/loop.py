@@ -52,7 +52,8 @@ class Evaluation:
             self.examples.extend(pipeline.make_eval_examples(cfg.data, split=cfg.eval.split, seed=cfg.seed,
                                                              limit=cfg.eval.limit or None))
         if self.predictor is None:
-            self.predictor = Predictor(self.arch, params)
+            # Evaluation sets may hold many image sizes: keep each one's program for the whole run.
+            self.predictor = Predictor(self.arch, params, max_programs=256)
         else:
             self.predictor.set_params(params)
         rows: list[np.ndarray] = []
