@@ -202,3 +202,25 @@ def test_startup_without_checkpoint_fails_clearly(tmp_path):
                            "--port", "1"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "checkpoint" in proc.stderr
+
+
+def test_forty_sizes_compile_a_bounded_number_of_programs(tmp_path_factory):
+    """40 uploads of 40 distinct sizes: a bucketed restorer (as `serve` loads it) compiles one program per size
+    bucket, never holds more than max_programs, and answers every size exactly at its own size."""
+    from restorenet_jax.inference.restorer import Restorer
+    from restorenet_jax.models.buckets import bucket_shape
+
+    restorer = Restorer.from_checkpoint(tiny_checkpoint(tmp_path_factory), bucketing=True, max_programs=2)
+    sizes = [(20 + i % 5, 20 + i) for i in range(40)]  # heights 20..24, widths 20..59
+    buckets = {bucket_shape(h, w, restorer.arch.pad_multiple) for h, w in sizes}
+    held = []
+    app = serve.create_app(restorer, serve.ServeSettings(max_pixels=64 * 64, queue_size=4))
+    with live_server(app) as url:
+        for i, (h, w) in enumerate(sizes):
+            r = httpx.post(f"{url}/api/restore", files={"image": ("x.png", _png(h, w, seed=i), "image/png")},
+                           timeout=120)
+            assert r.status_code == 200, r.text
+            assert Image.open(io.BytesIO(r.content)).size == (w, h)
+            held.append(restorer.programs)
+    assert restorer.compiles == len(buckets) < len(sizes)
+    assert max(held) <= 2

@@ -62,6 +62,8 @@ class ServeSettings:
       retry_after: seconds put in the `Retry-After` header of every 503.
       keep_dir: if set, inputs and outputs are saved here (server-made names); None stores nothing.
       tile: tile size for tiled inference (0: whole image), overlap: tile overlap (see restorenet_jax.tiling).
+      workers: restorations that may run at once. Two, so that a request whose size bucket still has to compile
+        does not hold up requests whose program is ready (the predictor compiles outside its locks).
     """
 
     max_upload_bytes: int = 20 * 1024 * 1024
@@ -73,18 +75,19 @@ class ServeSettings:
     keep_dir: Optional[Path] = None
     tile: int = 0
     overlap: int = 32
+    workers: int = 2
 
 
 def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
     """Builds the FastAPI app around one loaded `Restorer` (or any object with its call signature).
 
     Args:
-      restorer: the model; called from a single worker thread, so it is never used concurrently.
+      restorer: the model; called from `settings.workers` threads (a `Predictor` is thread-safe).
       settings: limits and options; defaults if None. `keep_dir` is not checked here (`main` does it at start-up).
     """
     settings = settings or ServeSettings()
     image_fn = make_image_fn(restorer, settings.tile, settings.overlap)
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore")
+    executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="restore")
     uploads, queue = limits.Slots(settings.max_connections), limits.Slots(settings.queue_size)
     served = {"count": 0}
 
@@ -189,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "checked at start-up")
     p.add_argument("--tile", type=int, default=0, help="tile size for large images (0: whole image)")
     p.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles")
+    p.add_argument("--max-programs", type=int, default=8, help="compiled programs kept (least recently used "
+                   "dropped); image sizes are padded exactly to a fixed ladder of buckets (README), so any sequence "
+                   "of sizes compiles a bounded number of programs (default 8)")
+    p.add_argument("--warmup", default="", help="sizes compiled at start-up, e.g. 720x1280,1080x1920 (HxW; "
+                   "default none)")
     p.add_argument("--bf16", action="store_true", help="compute in bfloat16")
     p.add_argument("--tlc", action=argparse.BooleanOptionalAction, default=None,
                    help="test-time local converter (default: the checkpoint's setting)")
@@ -205,6 +213,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      "--body-timeout must be positive")
     if args.tile < 0 or (args.tile and not 0 <= 2 * args.overlap <= args.tile):
         parser.error("--tile must be >= 0 and --overlap between 0 and tile/2")
+    if args.max_programs < 1:
+        parser.error("--max-programs must be >= 1")
+    try:
+        warmup = [tuple(int(v) for v in s.lower().split("x")) for s in args.warmup.split(",") if s.strip()]
+        if any(len(s) != 2 or min(s) < 1 for s in warmup):
+            raise ValueError
+    except ValueError:
+        parser.error(f"--warmup: expected HxW sizes separated by commas, e.g. 720x1280, not {args.warmup!r}")
     if args.keep_dir is not None:  # before the (slow) model load: a bad flag should fail at once
         try:
             limits.check_keep_dir(args.keep_dir)
@@ -217,6 +233,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         restorer = Restorer.from_checkpoint(args.checkpoint, tlc=args.tlc, dtype="bfloat16" if args.bf16 else "float32",
+                                            bucketing=True, max_programs=args.max_programs,
                                             **({"which": "best"} if args.best else {}))
     except (ModelDirError, OSError, ValueError) as e:
         print(f"error: cannot load --checkpoint {args.checkpoint}: {e}", file=sys.stderr)
@@ -225,6 +242,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              queue_size=args.queue_size, max_connections=args.max_connections,
                              body_timeout=args.body_timeout, retry_after=args.retry_after, keep_dir=args.keep_dir,
                              tile=args.tile, overlap=args.overlap)
+    if warmup:
+        print(f"compiling {len(warmup)} size(s) ahead of time ...", file=sys.stderr)
+        restorer.warmup(warmup)
     import uvicorn
 
     limits.setup_logging()

@@ -24,8 +24,8 @@ class Restorer(Predictor):
     """
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, tlc: bool | None = None, dtype: str = "float32",
-                        **select: Any) -> "Restorer":
+    def from_checkpoint(cls, path: str | os.PathLike, tlc: bool | None = None, dtype: str = "float32", *,
+                        bucketing: bool = False, max_programs: int = 8, **select: Any) -> "Restorer":
         """Loads a converted model directory or a training workdir.
 
         Args:
@@ -33,8 +33,9 @@ class Restorer(Predictor):
             `which='best'` for the best by validation PSNR).
           tlc: None keeps the checkpoint's TLC setting; True/False overrides it.
           dtype: 'float32' or 'bfloat16' compute.
+          bucketing, max_programs: see `Predictor` (exact size buckets; the number of compiled programs kept).
         """
         arch, params = resolve_model(path, **select)
         if tlc is not None:
             arch = arch.replace(tlc=bool(tlc))
-        return cls(arch, params, dtype=dtype)
+        return cls(arch, params, dtype=dtype, bucketing=bucketing, max_programs=max_programs)
