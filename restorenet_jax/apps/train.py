@@ -16,6 +16,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from restorenet_jax.apps.absl_cli import run_with_help
 from restorenet_jax.training import sharding
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training configuration file (configs/*.py[:variant]).",
@@ -66,10 +67,7 @@ def run() -> None:
     # (configs/bsd32.py imports `configs.bsd64`).
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    if any(a in ("-h", "--help", "-help") for a in sys.argv[1:]):  # absl's own help omits these flags, exits 1
-        print(__doc__ + flags.FLAGS.module_help(__name__).replace(__name__ + ":", "flags:"))
-        sys.exit(0)
-    app.run(main)
+    run_with_help(main, __doc__, __name__)
 
 
 if __name__ == "__main__":

@@ -12,31 +12,15 @@ Writes `OUT/<dataset>/<split>/{input,target}/<index>.png` and `OUT/manifest.json
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import logging
 from PIL import Image
 from tqdm import tqdm
 
-from restorenet_jax.configs import data as data_config
 from restorenet_jax.data import sources, transforms
-
-FLAGS = flags.FLAGS
-
-
-def _define_flags() -> None:
-    # Defined only when run as a program, so importing this module never clashes with other --config flags.
-    config_flags.DEFINE_config_file('config', data_config.__file__,
-                                    'data config file (default: the built-in restorenet_jax/configs/data.py)')
-    flags.DEFINE_string('out', None, 'output folder (created; must be empty or absent)')
-    flags.DEFINE_string('split', None, 'split to export (default: config.train_split)')
-    flags.DEFINE_integer('seed', 0, 'seed of the kinds and degradations')
-    flags.DEFINE_integer('limit', 0, 'max examples per dataset (0 = all)')
-
 
 def _save_png(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,30 +65,3 @@ def export(data_cfg: ml_collections.ConfigDict, out_dir: str | Path, split: str 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / 'manifest.json').write_text(json.dumps(manifest, indent=1))
     return manifest
-
-
-def main(argv: list[str]) -> None:
-    del argv
-    if not FLAGS.out:
-        print('error: --out is required', file=sys.stderr)
-        sys.exit(2)
-    try:
-        manifest = export(FLAGS.config, FLAGS.out, FLAGS.split, FLAGS.seed, FLAGS.limit)
-    except (FileExistsError, FileNotFoundError, KeyError, ValueError) as e:
-        print(f'error: {e.args[0] if e.args else e}', file=sys.stderr)
-        sys.exit(2)
-    kinds = {k: sum(e['kind'] == k for e in manifest['entries']) for k in transforms.KINDS}
-    print(f'{len(manifest["entries"])} pairs written to {FLAGS.out} ({kinds}; skipped {manifest["skipped"]})')
-
-
-def run() -> None:
-    """Console-script and `python -m` entry point: defines the flags and runs `main`."""
-    _define_flags()
-    if any(a in ('-h', '--help', '-help') for a in sys.argv[1:]):  # absl's own help omits these flags, exits 1
-        print(__doc__ + flags.FLAGS.module_help(__name__).replace(__name__ + ':', 'flags:'))
-        sys.exit(0)
-    app.run(main)
-
-
-if __name__ == '__main__':
-    run()

@@ -118,7 +118,6 @@ class Predictor:
         self.dtype = dtype
         self.model = build_model(arch, dtype=DTYPES[dtype])
         self.bucketing = bool(bucketing) and supports_valid(arch)
-        self.max_programs = int(max_programs)
         self.traces = 0
         self._traces_lock = threading.Lock()
         self._cache = ProgramCache(max_programs)
@@ -129,6 +128,11 @@ class Predictor:
     def params(self) -> Any:
         """The parameter tree predictions use (device arrays)."""
         return self._placed[0]
+
+    @property
+    def max_programs(self) -> int:
+        """How many compiled programs are kept (least recently used evicted first)."""
+        return self._cache.capacity
 
     @property
     def compiles(self) -> int:
