@@ -60,7 +60,13 @@ def test_quick_run_has_every_section_and_renders(tmp_path):
     cfg = bench_config.get_config("quick")
     cfg.label, cfg.suite = "test", "quick"
     with_torch = torch_reference.unavailable_reason() is None
-    results = harness.run(cfg, None, with_torch=with_torch, progress=False)
+    saved = []
+    results = harness.run(cfg, None, with_torch=with_torch, progress=False, on_entry=saved.append)
+    # After every entry the results so far are handed out (a killed run keeps what finished), marked partial.
+    timed_entries = sum(len(results[s]) for s in ("infer", "train", "torch_infer", "torch_train"))
+    assert len(saved) == timed_entries and all(p["meta"]["partial"] for p in saved)
+    assert [len(p["infer"]) for p in saved[:2]] == [1, 2] and "partial" not in results["meta"]
+    assert "**Partial:**" in report.to_markdown(saved[0])
 
     assert len(results["infer"]) == len(cfg.infer_models) * len(cfg.dtypes)
     assert len(results["train"]) == len(cfg.train) * len(cfg.train_batches)
@@ -141,3 +147,22 @@ def test_targets_off_the_target_device_are_informative_except_ratios():
     assert lines[0].startswith("## Targets") and len([x for x in lines if x.startswith("| train/")]) == 3
     with pytest.raises(ValueError, match="exactly one"):
         targets.evaluate(_fake_results("cpu", a=1.0), [dict(entry="train/a", field="ms")], "H100")
+
+
+def test_profile_summarises_a_trace_and_keeps_the_hlo(tmp_path, capsys):
+    from restorenet_jax.bench import profile
+    import gzip
+
+    assert profile.main(["--quick", "--entry", "infer/tiny_baseline/float32", "--out", str(tmp_path),
+                         "--iters", "2", "--top", "5"]) == 0
+    summary = (tmp_path / "infer_tiny_baseline_float32.md").read_text()
+    assert summary.startswith("# Profile of infer/tiny_baseline/float32")
+    assert "| convolution |" in summary  # the CPU trace names its XLA ops: the convolutions are found
+    assert sum(line.startswith("| `") for line in summary.splitlines()) == 5
+    hlo = gzip.decompress((tmp_path / "infer_tiny_baseline_float32.hlo.txt.gz").read_bytes()).decode()
+    assert "HloModule" in hlo and "convolution" in hlo
+    assert profile.kind_of("sm90_xmma_fprop_implicit_gemm_bf16") == "convolution"
+    assert profile.kind_of("loop_multiply_fusion_40") == "fusion"
+    with pytest.raises(SystemExit) as exc:
+        profile.main(["--quick", "--entry", "infer/nope/float32", "--out", str(tmp_path)])
+    assert exc.value.code == 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 import resource
 import statistics
 import sys
@@ -133,8 +134,8 @@ def train_setup(arch: ModelArch, stage: str, optim_cfg: Any) -> tuple[dict, froz
     return groups, phases[0][0]
 
 
-def bench_train(model_name: str, arch: ModelArch, stage: str, batch: int, cfg: Any) -> dict:
-    """Time of one train step (AdamW, PSNR loss, grad clip; donated state) on a [batch, S, S, 3] batch."""
+def train_program(arch: ModelArch, stage: str, batch: int, cfg: Any) -> tuple[Callable, Any, dict]:
+    """(step, state, data): the suite's train step (AdamW, PSNR loss, grad clip) with its state and a batch."""
     size = cfg.train_size
     params = random_params(arch, cfg.seed)
     groups, trainable = train_setup(arch, stage, cfg.optim)
@@ -147,6 +148,14 @@ def bench_train(model_name: str, arch: ModelArch, stage: str, batch: int, cfg: A
     k1, k2 = jax.random.split(jax.random.PRNGKey(cfg.seed))
     data = {"input": jax.random.uniform(k1, (batch, size, size, 3)),
             "target": jax.random.uniform(k2, (batch, size, size, 3))}
+    return step, state, data
+
+
+def bench_train(model_name: str, arch: ModelArch, stage: str, batch: int, cfg: Any) -> dict:
+    """Time of one train step (AdamW, PSNR loss, grad clip; donated state) on a [batch, S, S, 3] batch."""
+    size = cfg.train_size
+    step, state, data = train_program(arch, stage, batch, cfg)
+    _, trainable = train_setup(arch, stage, cfg.optim)
     compiled, compile_figs = compile_timed(jax.jit(step, donate_argnums=0), state, data)
     holder = [state]
 
@@ -183,10 +192,13 @@ def plan(cfg: Any, with_torch: bool) -> list[tuple[str, str, Callable[[], dict]]
     return jobs
 
 
-def run(cfg: Any, only: list[str] | None, with_torch: bool, progress: bool = True) -> dict:
+def run(cfg: Any, only: list[str] | None, with_torch: bool, progress: bool = True,
+        on_entry: Callable[[dict], None] | None = None) -> dict:
     """Runs the (filtered) suite; returns the results dict (meta + one list of entries per section).
 
     A failing entry (e.g. out of memory at batch 32) is recorded with its error instead of stopping the run.
+    `on_entry(results)` is called after every entry with the results so far (marked `partial`), so a run that is
+    killed part-way (a time limit, a crash in the driver) still leaves every finished figure on disk.
     """
     jobs = [j for j in plan(cfg, with_torch) if not only or any(fnmatch.fnmatch(j[1], p) for p in only)]
     if not jobs:
@@ -201,6 +213,9 @@ def run(cfg: Any, only: list[str] | None, with_torch: bool, progress: bool = Tru
         except Exception as e:  # noqa: BLE001 -- record and go on: one OOM must not lose the other figures
             entry = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]}
         results[section].append({"name": name, **entry})
+        if on_entry is not None:
+            snapshot = {k: list(v) if isinstance(v, list) else v for k, v in results.items()}
+            on_entry({**snapshot, "meta": {**results["meta"], "partial": True}})
     results["comparisons"] = report.comparisons(results)
     results["targets"] = targets.evaluate(results, [dict(t) for t in cfg.get("targets", ())],
                                                 cfg.get("target_device", ""))
@@ -249,11 +264,19 @@ def main(argv: list[str] | None = None) -> int:
     cfg.label = args.label
     cfg.suite = "quick" if args.quick else "full"
     with_torch = not args.no_torch and cfg.torch
+    if with_torch:
+        # JAX would otherwise take most of a GPU's memory up front and leave PyTorch's entries none (set before
+        # JAX first touches a device; an explicit setting in the environment wins).
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if args.list:
         print("\n".join(name for _, name, _ in plan(cfg, with_torch)))
         return 0
+    def save_so_far(partial: dict) -> None:
+        if args.out:
+            report.write(partial, report.to_markdown(partial), args.out)
+
     try:
-        results = run(cfg, args.only, with_torch)
+        results = run(cfg, args.only, with_torch, on_entry=save_so_far)
     except ValueError as e:
         p.exit(2, f"error: {e}\n")
     markdown = report.to_markdown(results)

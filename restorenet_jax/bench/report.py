@@ -124,6 +124,9 @@ def to_markdown(results: dict) -> str:
              f"- timing: {m['settings']['timing']} (iters {m['settings']['iters']}, warm-up "
              f"{m['settings']['warmup']}); memory: peak so far ({_peak_kind(results)}), program = XLA "
              "arguments + outputs + temporaries", f"- PyTorch reference: {m['torch']}", ""]
+    if m.get("partial"):
+        lines[1:1] = ["", "**Partial:** the run was still going (or was stopped) when this was written; "
+                      "entries not listed did not finish."]
     common = [("ms (median)", "ms"), ("compile s (lower + XLA)", _compile),
               ("program MiB", lambda e: _mb(e, "program_bytes")),
               ("peak MiB", lambda e: _mb(e, "peak")), ("GFLOP", "gflop"), ("TFLOP/s", "tflops_per_s"), ("MFU", _mfu)]
