@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     use_compilation_cache(_CONFIG.value.get("compilation_cache_dir", ""))
-    sharding.maybe_initialize_distributed()
+    sharding.maybe_initialize_distributed(_CONFIG.value.get("cluster"))
     logging.info("process %d of %d; devices: %s", jax.process_index(), jax.process_count(), jax.devices())
     from restorenet_jax.training import checkpoints, loop, stage
     from restorenet_jax.training.config_check import ConfigError

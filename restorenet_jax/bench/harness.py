@@ -143,8 +143,8 @@ def train_program(arch: ModelArch, stage: str, batch: int, cfg: Any) -> tuple[Ca
     tx = optim.make_optimizer(cfg.optim, labels, set(trainable))
     schedule = optim.learning_rate_schedule(cfg.optim, 1000)
     model = build_model(arch, dtype=jnp.dtype(cfg.train_dtype))
-    step = make_train_step(model, get_loss(cfg.loss), tx, schedule, labels, trainable, cfg.optim.grad_clip, 0.0)
-    state = create_train_state(params, tx, use_ema=False)
+    step = make_train_step(model, get_loss(cfg.loss), tx, schedule, labels, trainable, set(trainable), 0.0)
+    state = create_train_state(params, tx, labels, set(trainable), use_ema=False)
     k1, k2 = jax.random.split(jax.random.PRNGKey(cfg.seed))
     data = {"input": jax.random.uniform(k1, (batch, size, size, 3)),
             "target": jax.random.uniform(k2, (batch, size, size, 3))}

@@ -4,7 +4,8 @@ Used by `restorenet_jax.data.pipeline.make_train_iterator` / `make_eval_examples
 `export_degraded` and `bench_pipeline`. Example: `python -m restorenet_jax.data.bench_pipeline --config configs/data.py`.
 
 Dataset specs are comma-separated `NAME[/CONFIG][@SPLIT][:WEIGHT]`, e.g. `"gopro_large/blur_gamma:2,realblur_j:1"`.
-Names: embedded, gopro_large, realblur_j, realblur_r, realblur_tele (configs j, r), bsd_b, sidd.
+Names: embedded, gopro_large, realblur_j, realblur_r, realblur_tele (configs j, r), bsd_b, sidd, and one's own
+folders folder/NAME, paired_folder/NAME, paired_noise_folder/NAME (prepared with `prepare_data`, NAME your label).
 """
 import ml_collections
 
@@ -46,6 +47,9 @@ def get_data_config() -> ml_collections.ConfigDict:
     # dark images kept the model from deblurring); a negative value disables the filter. Eval is never filtered.
     c.brightness_threshold = 0.2
     c.shuffle = True  # shuffle each epoch (a fresh order per epoch, derived from the seed)
+    # Disjoint data shards, each with its own seeded order and slice of every batch (0: one per process). Fix it
+    # (a multiple of the process count) to get the same batches whatever the number of processes.
+    c.num_shards = 0
     c.num_workers = 0  # grain worker processes (0 = in-process; >0 needs absl flags parsed and a __main__ guard)
     c.worker_buffer_size = 2  # batches each worker prepares ahead when num_workers > 0
     c.on_corrupt = 'skip'  # undecodable / mismatched image: 'skip' (counted warning) or 'raise'

@@ -49,6 +49,12 @@ def get_config():
     # Persistent XLA compilation cache: a restarted or repeated run skips recompiling ("" = off). The environment
     # variable JAX_COMPILATION_CACHE_DIR, when set, takes precedence.
     c.compilation_cache_dir = "~/.cache/restorenet_jax/xla"
+    # Multi-process runs (every host of a pod or cluster; see README): how long to wait before giving up.
+    c.cluster = ml_collections.ConfigDict(dict(
+        initialization_timeout_s=300,  # for every process to join at start-up
+        heartbeat_timeout_s=60,  # a process silent this long counts as lost: the others stop with an error
+        shutdown_timeout_s=60,  # for every process to arrive at the exit barrier
+    ))
 
     # Model: fields of restorenet_jax.models.arch.ModelArch.
     c.model = ml_collections.ConfigDict()

@@ -1,7 +1,7 @@
 """grain input pipeline: dataset mix, brightness filter, paired augmentation, the four input kinds, batching.
 
-Training (per dataset of the mix): source records -> this process's shard (`ds[process_index::process_count]`,
-disjoint) -> seeded shuffle, a fresh order each epoch -> infinite repeat -> per-example `random_map` (decode, filter,
+Training (per data shard, per dataset of the mix): source records -> the shard (`ds[shard::num_shards]`, disjoint;
+one shard per process unless data.num_shards says otherwise) -> seeded shuffle, a fresh order each epoch -> infinite repeat -> per-example `random_map` (decode, filter,
 crop/flip/rot90, kind + on-the-fly degradation; rejected examples become None, which grain drops) -> weighted
 `IterDataset.mix` -> batch. Augmentation runs before degradation so the noise stays i.i.d. per pixel. Everything
 random derives from the seed (and the element index), so two runs give identical batches and
@@ -94,24 +94,40 @@ def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, seed: int, globa
     Yields {'input': [b, H, W, 3] float32, 'target': [b, H, W, 3] float32} in [0, 1], b = global_batch_size //
     process_count, H = W = data_cfg.crop_size. The iterator has get_state()/set_state() and works with
     grain.checkpoint.CheckpointSave/CheckpointRestore. `stats` (optional) receives in-process counters.
+
+    The data is split into `data_cfg.num_shards` disjoint shards (0: one per process), each with its own seeded
+    order and a slice of every global batch; a process reads the shards of its share and joins their slices. With
+    num_shards fixed, the global batches are the same whatever the number of processes.
     """
-    if global_batch_size % process_count:
-        raise ValueError(f'global batch {global_batch_size} not divisible by {process_count} processes')
+    num_shards = data_cfg.get('num_shards', 0) or process_count
+    if num_shards % process_count:
+        raise ValueError(f'data.num_shards {num_shards} is not a multiple of the {process_count} processes')
+    if global_batch_size % num_shards:
+        raise ValueError(f'global batch {global_batch_size} not divisible by {num_shards} data shards')
     if data_cfg.crop_size <= 0:
         raise ValueError('training needs crop_size > 0 (a batch needs one image size)')
     if data_cfg.on_corrupt not in ('skip', 'raise'):
         raise ValueError(f"on_corrupt must be 'skip' or 'raise', got {data_cfg.on_corrupt!r}")
     stats = stats if stats is not None else DataStats()
+    per_process = num_shards // process_count
+    shards = range(process_index * per_process, (process_index + 1) * per_process)
+    iterators = [_shard_iterator(data_cfg, seed, global_batch_size // num_shards, shard, num_shards, stats)
+                 for shard in shards]
+    return iterators[0] if len(iterators) == 1 else _JoinedShards(iterators)
+
+
+def _shard_iterator(data_cfg: ml_collections.ConfigDict, seed: int, batch_size: int, shard: int, num_shards: int,
+                    stats: DataStats) -> grain.DatasetIterator:
     datasets, weights = [], []
     for i, spec in enumerate(sources.parse_specs(data_cfg.datasets)):
         if spec.weight == 0:
             continue
         source = sources.open_source(spec, data_cfg.train_split, data_cfg)
-        ds = grain.MapDataset.source(source)[process_index::process_count]
+        ds = grain.MapDataset.source(source)[shard::num_shards]
         if len(ds) == 0:
-            raise ValueError(f'{spec.label}: process {process_index} of {process_count} gets no examples')
-        logging.info('%s: %d examples for process %d/%d', spec.label, len(ds), process_index, process_count)
-        ds = ds.seed(_derive_seed(seed, i, process_index))
+            raise ValueError(f'{spec.label}: data shard {shard} of {num_shards} gets no examples')
+        logging.info('%s: %d examples in data shard %d/%d', spec.label, len(ds), shard, num_shards)
+        ds = ds.seed(_derive_seed(seed, i, shard))
         if data_cfg.shuffle:
             ds = ds.shuffle()  # grain reshuffles each epoch of the repeat with a per-epoch seed
         ds = ds.repeat()
@@ -119,7 +135,7 @@ def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, seed: int, globa
         datasets.append(ds.to_iter_dataset())
         weights.append(spec.weight)
     ds = datasets[0] if len(datasets) == 1 else grain.IterDataset.mix(datasets, weights)
-    ds = ds.batch(global_batch_size // process_count, drop_remainder=True)
+    ds = ds.batch(batch_size, drop_remainder=True)
     if data_cfg.num_workers > 0:
         if not flags.FLAGS.is_parsed():
             # grain's worker start-up reads its absl flags; outside an absl app (tests, notebooks) take defaults.
@@ -127,6 +143,29 @@ def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, seed: int, globa
         ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=data_cfg.num_workers,
                                                          per_worker_buffer_size=data_cfg.worker_buffer_size))
     return iter(ds)
+
+
+class _JoinedShards(grain.DatasetIterator):
+    """Several shards' batch iterators read by one process: their slices joined in shard order; the state is
+    every shard's state (checkpointed by grain's handler like any iterator)."""
+
+    def __init__(self, iterators: list[grain.DatasetIterator]):
+        super().__init__()
+        self._iterators = iterators
+
+    def __next__(self) -> dict:
+        parts = [next(it) for it in self._iterators]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def get_state(self) -> dict:
+        return {'shards': [it.get_state() for it in self._iterators]}
+
+    def set_state(self, state: dict) -> None:
+        if len(state['shards']) != len(self._iterators):
+            raise ValueError(f"the checkpointed data state has {len(state['shards'])} shards for this process, "
+                             f'the config gives {len(self._iterators)}')
+        for it, s in zip(self._iterators, state['shards']):
+            it.set_state(s)
 
 
 def open_eval_sources(data_cfg: ml_collections.ConfigDict, split: str = 'test',

@@ -3,8 +3,12 @@
     python -m restorenet_jax.prepare_data gopro_large/blur_gamma --manual-dir ~/data/GoPro_Large
     python -m restorenet_jax.prepare_data RealBlur-J --manual-dir ~/data/RealBlur --data-dir /fast/tfds
     python -m restorenet_jax.prepare_data embedded            # no manual dir: built from bundled photos
+    python -m restorenet_jax.prepare_data folder/cam1 --manual-dir ~/frames/cam1     # own clean images
+    python -m restorenet_jax.prepare_data paired_folder --manual-dir ~/pairs   # own input/ + target/ pairs
 
-A missing folder or a wrong layout exits with status 2 and prints the expected layout.
+A missing folder or a wrong layout exits with status 2 and prints the expected layout; so do unmatched pair
+names and unreadable images in one's own folders (named in the message). Preparing a changed own folder again
+rebuilds it.
 """
 from __future__ import annotations
 
@@ -27,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
         prog='python -m restorenet_jax.prepare_data', description=__doc__.split('\n\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog='Expected layouts:\n\n' + _layouts())
     p.add_argument('name', help=f'dataset NAME[/CONFIG]; names: {", ".join(BUILDERS)} (case and -/_ ignored); '
-                   'configs: gopro_large/{blur,blur_gamma}, realblur_tele/{j,r}')
+                   'configs: gopro_large/{blur,blur_gamma}, realblur_tele/{j,r}; own folders: folder/NAME, '
+                   'paired_folder/NAME, paired_noise_folder/NAME (NAME of your choice, default "default"; '
+                   'mix them as e.g. datasets="folder/cam1:1,gopro_large/blur_gamma:1")')
     p.add_argument('--manual-dir', help='folder holding the downloaded dataset (not needed for embedded)')
     p.add_argument('--data-dir', default=None, help='TFDS data dir (default: data_dir of configs/data.py)')
     return p
@@ -48,7 +54,7 @@ def prepare(name: str, manual_dir: str | None, data_dir: str | None) -> dict[str
         if cls.BUILDER_CONFIGS and not config:
             config = cls.BUILDER_CONFIGS[0].name
         known = [c.name for c in cls.BUILDER_CONFIGS]
-        if config and config not in known:
+        if config and cls.get_builder_config(config) is None:  # own folders take any NAME of [A-Za-z0-9_]
             raise KeyError(f'{key} has no config {config!r}; configs: {known or "none"}')
         builder = cls(data_dir=data_dir, file_format='array_record', config=config or None)
         if not manual_dir:

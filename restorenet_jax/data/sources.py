@@ -90,7 +90,7 @@ def _exclusive_lock(path: Path):
 
 
 def pair_kind(spec: DatasetSpec) -> str:
-    """'blur' (input = blurred target) or 'noise' (input = real noisy target) for a dataset."""
+    """'blur' (input = blurred target), 'noise' (input = real noisy target) or 'clean' (target only) for a dataset."""
     return BUILDERS[spec.name].PAIR_KIND
 
 

@@ -47,8 +47,12 @@ def decode_png(data: bytes) -> np.ndarray:
 
 
 def decode_pair(record: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Decode a record's input and target; raises CorruptImageError if either fails or their shapes differ."""
-    inp, tgt = decode_png(record['input']), decode_png(record['target'])
+    """Decode a record's input and target; raises CorruptImageError if either fails or their shapes differ.
+
+    An empty input (own clean folders, pair kind 'clean') stands for the target itself, decoded once.
+    """
+    tgt = decode_png(record['target'])
+    inp = decode_png(record['input']) if len(record['input']) else tgt
     if inp.shape != tgt.shape:
         raise CorruptImageError(f'input {inp.shape} and target {tgt.shape} differ')
     return inp, tgt
@@ -127,6 +131,7 @@ def degrade(inp: np.ndarray, tgt: np.ndarray, kind: str, pair_kind: str, rng: np
     Blur pairs (input = blurred target): BN = noise(blurred), B = blurred, N = noise(sharp), GT = sharp.
     Noise pairs (input = real noisy target, SIDD): BN = noise(synthetic blur(sharp)), B = synthetic blur(sharp),
     N = the real noisy input, GT = sharp.
+    Clean images (own folders, input = target): every degradation synthetic.
     """
     if kind == 'gt':
         return tgt
@@ -134,6 +139,8 @@ def degrade(inp: np.ndarray, tgt: np.ndarray, kind: str, pair_kind: str, rng: np
         blurred, noisy = inp, None
     elif pair_kind == 'noise':
         blurred, noisy = None, inp
+    elif pair_kind == 'clean':
+        blurred, noisy = None, None
     else:
         raise ValueError(f'unknown pair kind {pair_kind!r}')
     if kind == 'noise':

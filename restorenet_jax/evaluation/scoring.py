@@ -13,6 +13,28 @@ import numpy as np
 from restorenet_jax.evaluation import metrics
 
 Predict = Callable[[np.ndarray], np.ndarray]  # [H, W, 3] -> [H, W, 3]
+PSNR_CAP = 100.0  # dB given to an exact match (PSNR = inf), so that means stay finite and JSON-serialisable
+
+
+SCORE_FIELDS = ("input_psnr", "input_ssim", "output_psnr", "output_ssim", "count")
+
+
+def group_keys(example: Mapping) -> tuple[str, str]:
+    """The two groups an example's scores are summed into: 'dataset/kind', and 'overall' ('overall_gt' for the
+    'gt' kind, whose inputs equal their targets)."""
+    kind = example.get("kind", "all")
+    return f"{example.get('dataset', 'data')}/{kind}", "overall" if kind != "gt" else "overall_gt"
+
+
+def score_one(predict: Predict, example: Mapping) -> tuple[dict, np.ndarray]:
+    """(scores of one example: SCORE_FIELDS with count 1, the clipped output). PSNRs are capped at PSNR_CAP."""
+    out = np.clip(predict(example["input"]), 0.0, 1.0)
+    target = example["target"]
+    row = {"input_psnr": min(metrics.psnr(example["input"], target), PSNR_CAP),
+           "input_ssim": metrics.ssim(example["input"], target),
+           "output_psnr": min(metrics.psnr(out, target), PSNR_CAP),
+           "output_ssim": metrics.ssim(out, target), "count": 1}
+    return row, out
 
 
 def score_examples(predict: Predict, examples: Iterable[Mapping], on_output: Callable | None = None) -> dict:
@@ -28,31 +50,31 @@ def score_examples(predict: Predict, examples: Iterable[Mapping], on_output: Cal
     """
     sums: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for ex in examples:
-        out = np.clip(predict(ex["input"]), 0.0, 1.0)
+        row, out = score_one(predict, ex)
         if on_output is not None:
             on_output(ex, out)
-        row = {"input_psnr": metrics.psnr(ex["input"], ex["target"]),
-               "input_ssim": metrics.ssim(ex["input"], ex["target"]),
-               "output_psnr": metrics.psnr(out, ex["target"]),
-               "output_ssim": metrics.ssim(out, ex["target"]), "count": 1}
-        kind = ex.get("kind", "all")
-        sums[f"{ex.get('dataset', 'data')}/{kind}"].update(row)
-        sums["overall" if kind != "gt" else "overall_gt"].update(row)
+        for key in group_keys(ex):
+            sums[key].update(row)
+    return summarize(sums)
+
+
+def summarize(sums: Mapping[str, Mapping[str, float]]) -> dict:
+    """score_examples' result from per-group sums of SCORE_FIELDS (groups with no examples are left out)."""
+    sums = {k: v for k, v in sums.items() if v.get("count", 0) > 0}
     if not sums:
         raise ValueError("no evaluation examples")
-    # GT-kind inputs equal their targets (infinite input PSNR): they are scored in their own group, and the
+    # GT-kind inputs equal their targets (input PSNR at the cap): they are scored in their own group, and the
     # overall figure covers the degraded kinds only (unless nothing else was evaluated).
     overall = sums.pop("overall", None) or sums["overall_gt"]
     sums.pop("overall_gt", None)
     return {"overall": _means(overall), "groups": {k: _means(v) for k, v in sorted(sums.items())}}
 
 
-def _means(total: collections.Counter) -> dict:
+def _means(total: Mapping[str, float]) -> dict:
     n = total["count"]
-    # PSNR of an exact match is infinite; cap so that means stay finite and JSON-serialisable.
-    out = {k: float(min(total[k] / n, 100.0)) for k in ("input_psnr", "input_ssim", "output_psnr", "output_ssim")}
+    out = {k: float(total[k] / n) for k in ("input_psnr", "input_ssim", "output_psnr", "output_ssim")}
     out["gain_db"] = out["output_psnr"] - out["input_psnr"]
-    out["count"] = int(n)
+    out["count"] = int(round(n))
     return out
 
 
@@ -89,7 +111,6 @@ def format_table(result: Mapping) -> str:
 
 # ---- Several methods on the same examples (the evaluate CLI's comparison table) ----
 
-PSNR_CAP = 100.0  # dB given to an exact match (PSNR = inf), so that means stay finite and JSON-serialisable
 METHOD_LABELS = {"input": "degraded input", "deblur": "deblur backbone", "denoise": "denoise backbone",
                  "serial": "serial deblur(denoise(x))", "restorenet": "RestoreNet", "model": "model"}
 DEGRADED = "degraded"  # pseudo-kind: mean over every kind except 'gt'

@@ -94,12 +94,22 @@ def save_model_dir(directory: str | os.PathLike, params: Mapping[str, Any], arch
     """
     def fill(tmp: Path) -> None:
         host_params = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype=np.float32), dict(params))
-        ckptr = ocp.StandardCheckpointer()
+        ckptr = _local_checkpointer()
         ckptr.save(tmp / PARAMS_DIR, host_params)
         ckptr.wait_until_finished()
         (tmp / ARCH_FILE).write_text(json.dumps({"arch": arch.to_dict(), "info": dict(info or {})}, indent=2))
 
     return write_dir_atomically(directory, fill, overwrite)
+
+
+def _local_checkpointer() -> ocp.StandardCheckpointer:
+    """A checkpointer for this process alone. A model directory holds host (numpy) arrays that one process writes
+    or reads by itself; orbax's default would wait at barriers for every process of a multi-process run."""
+    if jax.process_count() == 1:
+        return ocp.StandardCheckpointer()
+    me = jax.process_index()
+    return ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
+        primary_host=me, active_processes={me}, barrier_sync_key_prefix=f"model-dir-{me}"))
 
 
 def read_arch(directory: str | os.PathLike) -> tuple[ModelArch, dict]:
@@ -125,7 +135,7 @@ def load_model_dir(directory: str | os.PathLike) -> tuple[ModelArch, dict]:
     abstract = abstract_params(arch)
     target = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), abstract)
     try:
-        params = ocp.StandardCheckpointer().restore(p / PARAMS_DIR, target)
+        params = _local_checkpointer().restore(p / PARAMS_DIR, target)
     except Exception as e:  # orbax raises several types for mismatched trees
         raise ModelDirError(f"parameters in {p / PARAMS_DIR} do not match {ARCH_FILE}: {e}") from e
     return arch, jax.tree_util.tree_map(np.asarray, params)

@@ -20,6 +20,7 @@ from absl import logging
 
 from restorenet_jax.models import model_dir
 from restorenet_jax.models.arch import ModelArch
+from restorenet_jax.training import cluster, param_tree
 
 CHECKPOINTS = "checkpoints"
 BEST = "best"
@@ -68,8 +69,6 @@ class TrainCheckpointer:
         out = self.manager.restore(step, args=ocp.args.Composite(**items))
         train = out["train"]
         return abstract_state.replace(params=out["params"], opt_state=train["opt_state"], step=train["step"],
-                                      nonfinite_streak=train["nonfinite_streak"],
-                                      nonfinite_total=train["nonfinite_total"],
                                       ema_params=out["ema_params"] if abstract_state.ema_params is not None else None)
 
     def restore_newest_readable(self, abstract_state: Any, data_iter: Any | None = None) -> Any:
@@ -95,12 +94,13 @@ class TrainCheckpointer:
         raise CorruptCheckpointError(f"no readable checkpoint in {self.directory}: " + "; ".join(errors))
 
     def _set_aside(self, step: int) -> None:
-        if jax.process_index() == 0:
+        if cluster.is_main():
             aside = self.directory.parent / CORRUPT / str(step)
             aside.parent.mkdir(parents=True, exist_ok=True)
             if aside.exists():
                 shutil.rmtree(aside)
             os.replace(self.directory / str(step), aside)
+        cluster.barrier(f"set-aside-{step}")  # every process sees the move before listing the steps again
         self.manager.reload()
 
     def wait(self) -> None:
@@ -111,8 +111,7 @@ class TrainCheckpointer:
 
 
 def _train_part(state: Any) -> dict:
-    return dict(step=state.step, opt_state=state.opt_state, nonfinite_streak=state.nonfinite_streak,
-                nonfinite_total=state.nonfinite_total)
+    return dict(step=state.step, opt_state=state.opt_state)
 
 
 def is_workdir(path: str | os.PathLike) -> bool:
@@ -128,11 +127,18 @@ def _restore_workdir_params(workdir: Path, arch: ModelArch) -> dict:
     if step is None:
         raise model_dir.ModelDirError(f"{workdir} has no complete checkpoint in {CHECKPOINTS}/ yet")
     abstract = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), abstract_params(arch))
-    # EMA parameters, when the run kept them, are the ones meant for inference.
-    item = "ema_params" if (workdir / CHECKPOINTS / str(step) / "ema_params").is_dir() else "params"
-    out = manager.restore(step, args=ocp.args.Composite(**{item: ocp.args.StandardRestore(abstract)}))
+    items = {"params": ocp.args.StandardRestore(abstract)}
+    # EMA parameters, when the run kept them, are the ones meant for inference. They cover the trained groups
+    # only: their shapes come from the checkpoint's own metadata, and they are laid over the parameters.
+    if (workdir / CHECKPOINTS / str(step) / "ema_params").is_dir():
+        meta = manager.item_metadata(step)["ema_params"]
+        items["ema_params"] = ocp.args.StandardRestore(
+            jax.tree_util.tree_map(lambda m: np.zeros(m.shape, m.dtype), meta))
+    out = manager.restore(step, args=ocp.args.Composite(**items))
     manager.close()
-    return jax.tree_util.tree_map(np.asarray, out[item])
+    params = out["params"] if "ema_params" not in out or out["ema_params"] is None else \
+        param_tree.overlay(out["params"], out["ema_params"])
+    return jax.tree_util.tree_map(np.asarray, params)
 
 
 def resolve_model(path: str | os.PathLike, which: str = "latest") -> tuple[ModelArch, dict]:

@@ -76,6 +76,10 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "data.noise.kind": _one_of(degradations.NOISE_KINDS),
     "data.blur.kind": _one_of(degradations.BLUR_KINDS),
     "data.eval_kinds": _kinds,
+    "data.num_shards": _at_least(0),
+    "cluster.initialization_timeout_s": _at_least(1),
+    "cluster.heartbeat_timeout_s": _at_least(1),
+    "cluster.shutdown_timeout_s": _at_least(1),
     "eval.limit": _at_least(0),
     "eval.num_samples": _at_least(0),
 }

@@ -14,7 +14,7 @@ from absl import logging
 from restorenet_jax.models import model_dir, restorenet
 from restorenet_jax.models.arch import ModelArch
 from restorenet_jax.models.restorenet import abstract_params
-from restorenet_jax.training import checkpoints, optim
+from restorenet_jax.training import checkpoints, cluster, optim
 from restorenet_jax.training.stage import run_stage
 
 BRANCHES = ("deblur", "denoise")
@@ -99,7 +99,9 @@ def pretrain_backbone(config: ml_collections.ConfigDict, arch: ModelArch, branch
     if start is None:
         start = init_params(backbone_arch, jax.random.PRNGKey(sub.seed))
     state = run_stage(sub, backbone_arch, stage_dir, start, make_train_iter)
-    if jax.process_index() == 0:
-        model_dir.save_model_dir(out, jax.device_get(state.params), backbone_arch, overwrite=True,
-                                info={"source": f"pretrain {branch}", "steps": sub.num_train_steps})
+    host = cluster.host_tree(state.params)  # collective: parameters may be sharded across processes
+    if cluster.is_main():
+        model_dir.save_model_dir(out, host, backbone_arch, overwrite=True,
+                                 info={"source": f"pretrain {branch}", "steps": sub.num_train_steps})
+    cluster.barrier(f"pretrain-{branch}-saved")  # the others read it next
     return out

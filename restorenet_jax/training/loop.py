@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jax
 import ml_collections
 import numpy as np
 from absl import logging
@@ -19,15 +18,16 @@ from restorenet_jax.evaluation import scoring
 from restorenet_jax.models import model_dir
 from restorenet_jax.models.arch import ModelArch
 from restorenet_jax.models.predictor import Predictor
-from restorenet_jax.training import checkpoints
+from restorenet_jax.training import checkpoints, cluster
 from restorenet_jax.training.config_check import check_config
 from restorenet_jax.training.initialization import initial_params
-from restorenet_jax.training.stage import MakeIter, eval_params, model_arch, run_stage
+from restorenet_jax.training.stage import MakeIter, model_arch, run_stage
+from restorenet_jax.training.step import eval_params
 
 
 def write_run_files(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path) -> None:
     """config.json and arch.json (the latter makes the workdir loadable by Restorer.from_checkpoint)."""
-    if jax.process_index() != 0:
+    if not cluster.is_main():
         return
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
@@ -46,7 +46,11 @@ class Evaluation:
         self.predictor: Predictor | None = None
 
     def score(self, params: Any) -> tuple[dict, list[np.ndarray]]:
-        """(scoring.score_examples' result, the first config.eval.num_samples input | output | target strips)."""
+        """(scoring.score_examples' result, the first config.eval.num_samples input | output | target strips).
+
+        Collective on several processes: each scores its own contiguous share of the examples and the per-group
+        sums are combined, so every process gets the report of the whole split (equal to one process's, to
+        rounding). The sample strips are made on process 0 only (it writes the images)."""
         cfg = self.config
         if not self.examples:
             self.examples.extend(pipeline.make_eval_examples(cfg.data, split=cfg.eval.split, seed=cfg.seed,
@@ -56,13 +60,26 @@ class Evaluation:
             self.predictor = Predictor(self.arch, params, max_programs=256)
         else:
             self.predictor.set_params(params)
-        rows: list[np.ndarray] = []
-
-        def keep(ex, out):
-            if len(rows) < cfg.eval.num_samples:
-                rows.append(scoring.sample_strip(ex["input"], out, ex["target"]))
-
-        return scoring.score_examples(self.predictor, self.examples, on_output=keep), rows
+        keys = sorted({k for ex in self.examples for k in scoring.group_keys(ex)})
+        sums = np.zeros((len(keys), len(scoring.SCORE_FIELDS)), np.float64)
+        samples = range(min(cfg.eval.num_samples, len(self.examples))) if cluster.is_main() else range(0)
+        strips: dict[int, np.ndarray] = {}
+        mine = cluster.my_part(len(self.examples))
+        for i in mine:
+            ex = self.examples[i]
+            row, out = scoring.score_one(self.predictor, ex)
+            for key in scoring.group_keys(ex):
+                sums[keys.index(key)] += [row[f] for f in scoring.SCORE_FIELDS]
+            if i in samples:
+                strips[i] = scoring.sample_strip(ex["input"], out, ex["target"])
+        for i in samples:  # samples outside this process's share: their outputs only
+            if i not in strips:
+                ex = self.examples[i]
+                out = np.clip(self.predictor(ex["input"]), 0.0, 1.0)
+                strips[i] = scoring.sample_strip(ex["input"], out, ex["target"])
+        total = cluster.sum_over_processes(sums)
+        result = scoring.summarize({k: dict(zip(scoring.SCORE_FIELDS, total[j])) for j, k in enumerate(keys)})
+        return result, [strips[i] for i in samples]
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
@@ -87,16 +104,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
             writer.scalars(step, {k: v for k, v in values.items() if k != "count"}, prefix=f"eval/{group}")
         if rows:
             writer.image(step, "eval_samples", scoring.stack_rows(rows))  # input | output | target
-        if result["overall"]["output_psnr"] > best["psnr"] and jax.process_index() == 0:
+        # Every process has the same combined result, so all take this branch together (the gather of
+        # parameters sharded across processes is collective); process 0 writes.
+        if result["overall"]["output_psnr"] > best["psnr"]:
             best["psnr"] = result["overall"]["output_psnr"]
-            model_dir.save_model_dir(workdir / checkpoints.BEST, jax.device_get(p), arch, overwrite=True,
-                                     info={"step": step, "psnr": best["psnr"]})
+            host = cluster.host_tree(p)
+            if cluster.is_main():
+                model_dir.save_model_dir(workdir / checkpoints.BEST, host, arch, overwrite=True,
+                                         info={"step": step, "psnr": best["psnr"]})
         return {k: v for k, v in result["overall"].items() if k != "count"}
 
     state = run_stage(config, arch, workdir, params, make_train_iter, evaluate_fn)
     report = final_report(config, arch, workdir, evaluation, eval_params(state))
     report["wall_time_s"] = time.perf_counter() - started
-    if jax.process_index() == 0:
+    if cluster.is_main():
         (workdir / "report.json").write_text(json.dumps(report, indent=2))
         logging.info("report: %s", json.dumps(report["overall"]))
     return report
@@ -106,7 +127,7 @@ def final_report(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Pa
                  params: Any) -> dict:
     """Scores the held-out split; writes side_by_side.png (input | output | target rows) and report.md."""
     result, rows = evaluation.score(params)
-    if jax.process_index() == 0 and rows:
+    if cluster.is_main() and rows:
         img = scoring.stack_rows(rows)
         Image.fromarray((img * 255 + 0.5).astype(np.uint8)).save(workdir / "side_by_side.png")
         (workdir / "report.md").write_text(scoring.format_table(result) + "\n")

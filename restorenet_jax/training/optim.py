@@ -6,7 +6,7 @@ Parameters are split into named groups by regexes over their '/'-joined paths (`
   'alternate'  cycles: deblur trains with extra frozen, then extra with deblur frozen (cycle lengths in config);
   'full'       every group trains.
 Each trainable-at-some-point group gets AdamW moments of its own (optax.multi_transform); groups that never train
-get `set_to_zero` (no optimiser memory). The train step applies updates only to the current phase's groups and
+have no optimiser state (nor EMA copy) at all. The train step applies updates only to the current phase's groups and
 keeps the other groups' parameters and moments bit-identical.
 """
 from __future__ import annotations
@@ -18,7 +18,12 @@ import jax
 import ml_collections
 import optax
 
+from restorenet_jax.training import param_tree
+
 Phase = frozenset  # of group names
+
+# apply_if_finite's limit of consecutive non-finite updates before it applies one anyway: never (int32 max).
+NEVER_GIVE_UP = 2**31 - 1
 
 STAGES = ("extra", "alternate", "full")
 
@@ -89,19 +94,46 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> 
     return optax.cosine_decay_schedule(optim.lr, decay_steps, alpha=optim.end_lr / optim.lr)
 
 
-def make_optimizer(optim: ml_collections.ConfigDict, labels: Any, trainable_groups: set[str]) -> optax.GradientTransformation:
-    """AdamW direction per trainable group *without* the learning rate (the train step multiplies by -lr(step),
-    so that alternating groups follow one global schedule); frozen-forever groups get `set_to_zero`.
+def trainable_mask(labels: Any, trainable_groups: set[str] | frozenset[str]) -> Any:
+    """A tree of bools shaped like `labels`: True where the parameter's group is in `trainable_groups`."""
+    return jax.tree_util.tree_map(lambda g: g in trainable_groups, labels)
 
-    Gradient clipping is not here: the train step clips by the global norm over the trainable parameters, as
-    torch's clip_grad_norm_ over all trainable parameters does.
+
+def make_optimizer(optim: ml_collections.ConfigDict, labels: Any, trainable_groups: set[str]) -> optax.GradientTransformation:
+    """The update direction *without* the learning rate (the train step multiplies by -lr(step), so that alternating
+    groups follow one global schedule), over the parameters of the ever-trainable groups only (see
+    `param_tree.prune`): frozen-forever groups have no optimiser state at all.
+
+    Built from optax's pieces: `apply_if_finite` (a non-finite gradient leaves parameters and moments untouched and
+    is counted; it never gives up, the run stops instead after config.max_nonfinite_steps), then
+    `clip_by_global_norm` over the trainable gradients (as torch's clip_grad_norm_ over all trainable parameters),
+    then AdamW moments per group (`multi_transform`, so that an alternating phase can keep the resting group's
+    moments exactly).
     """
-    all_groups = set(jax.tree_util.tree_leaves(labels))
-    transforms = {}
-    for g in all_groups:
-        if g in trainable_groups:
-            transforms[g] = optax.chain(optax.scale_by_adam(b1=optim.b1, b2=optim.b2, eps=optim.eps),
-                                        optax.add_decayed_weights(optim.weight_decay))
-        else:
-            transforms[g] = optax.set_to_zero()
-    return optax.multi_transform(transforms, labels)
+    group_labels = param_tree.prune(labels, trainable_mask(labels, trainable_groups))
+    transforms = {g: optax.chain(optax.scale_by_adam(b1=optim.b1, b2=optim.b2, eps=optim.eps),
+                                 optax.add_decayed_weights(optim.weight_decay))
+                  for g in set(jax.tree_util.tree_leaves(group_labels))}
+    inner = optax.multi_transform(transforms, group_labels)
+    if optim.grad_clip > 0:
+        inner = optax.chain(optax.clip_by_global_norm(optim.grad_clip), inner)
+    return optax.apply_if_finite(inner, max_consecutive_errors=NEVER_GIVE_UP)
+
+
+
+def group_states(opt_state: Any) -> dict:
+    """The per-group AdamW states (multi_transform's inner_states) inside `make_optimizer`'s state."""
+    inner = opt_state.inner_state
+    if isinstance(inner, tuple) and not hasattr(inner, "inner_states"):  # chain(clip, multi_transform)
+        inner = inner[-1]
+    return inner.inner_states
+
+
+def with_group_states(opt_state: Any, states: dict) -> Any:
+    """`opt_state` with its per-group states replaced."""
+    inner = opt_state.inner_state
+    if isinstance(inner, tuple) and not hasattr(inner, "inner_states"):
+        inner = (*inner[:-1], inner[-1]._replace(inner_states=states))
+    else:
+        inner = inner._replace(inner_states=states)
+    return opt_state._replace(inner_state=inner)

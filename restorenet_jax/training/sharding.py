@@ -18,22 +18,31 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 DATA_AXIS = "data"
 
 
-def maybe_initialize_distributed() -> None:
+def maybe_initialize_distributed(cluster: Any = None) -> None:
     """Joins a multi-process cluster when the environment describes one (TPU VM pods, SLURM, or explicit
-    JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID); a single process is left alone."""
+    JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID); a single process is left alone.
+
+    `cluster` (config.cluster) bounds the waits: start-up, the heartbeat after which a silent process counts as
+    lost (the others then stop with an error naming it instead of hanging), and the exit barrier.
+    """
     explicit = "JAX_COORDINATOR_ADDRESS" in os.environ
-    cluster = explicit or "SLURM_NTASKS" in os.environ and int(os.environ["SLURM_NTASKS"]) > 1 \
+    is_cluster = explicit or "SLURM_NTASKS" in os.environ and int(os.environ["SLURM_NTASKS"]) > 1 \
         or "TPU_WORKER_HOSTNAMES" in os.environ and "," in os.environ["TPU_WORKER_HOSTNAMES"]
-    if not cluster:
+    if not is_cluster:
         return
     if os.environ.get("JAX_PLATFORMS", "") == "cpu":
         # CPU-only clusters (tests, debugging on one machine) need a collectives backend across processes.
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    timeouts = {}
+    if cluster is not None:
+        timeouts = dict(initialization_timeout=int(cluster.initialization_timeout_s),
+                        heartbeat_timeout_seconds=int(cluster.heartbeat_timeout_s),
+                        shutdown_timeout_seconds=int(cluster.shutdown_timeout_s))
     if explicit:
-        jax.distributed.initialize(os.environ["JAX_COORDINATOR_ADDRESS"],
-                                   int(os.environ["JAX_NUM_PROCESSES"]), int(os.environ["JAX_PROCESS_ID"]))
+        jax.distributed.initialize(os.environ["JAX_COORDINATOR_ADDRESS"], int(os.environ["JAX_NUM_PROCESSES"]),
+                                   int(os.environ["JAX_PROCESS_ID"]), **timeouts)
     else:
-        jax.distributed.initialize()
+        jax.distributed.initialize(**timeouts)
     logging.info("joined cluster: process %d of %d, %d local / %d global devices", jax.process_index(),
                  jax.process_count(), jax.local_device_count(), jax.device_count())
 

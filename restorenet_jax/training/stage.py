@@ -22,7 +22,7 @@ from restorenet_jax.models.restorenet import build_model
 from restorenet_jax.training import checkpoints, optim, sharding
 from restorenet_jax.training.losses import get_loss
 from restorenet_jax.training.metric_writer import MetricWriter
-from restorenet_jax.training.step import TrainState, create_train_state, make_train_step
+from restorenet_jax.training.step import TrainState, create_train_state, eval_params, make_train_step
 
 MakeIter = Callable[..., Any]
 
@@ -60,7 +60,7 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
     data_iter = (make_train_iter or pipeline.make_train_iterator)(
         config.data, seed=config.seed, global_batch_size=config.batch_size, process_index=jax.process_index(),
         process_count=n_proc)
-    abstract = jax.eval_shape(lambda p: create_train_state(p, tx, use_ema), params)
+    abstract = jax.eval_shape(lambda p: create_train_state(p, tx, labels, trainable_any, use_ema), params)
     state_sh = sharding.param_sharding(mesh, abstract, config.shard_params_min_size)
     ckpt = checkpoints.TrainCheckpointer(workdir, keep=config.keep_checkpoints)
     if ckpt.latest_step() is not None:
@@ -70,14 +70,13 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
         state = jax.device_put(ckpt.restore_newest_readable(target, data_iter), state_sh)
         logging.info("resumed %s at step %d", workdir, int(state.step))
     else:
-        state = jax.device_put(create_train_state(params, tx, use_ema), state_sh)
+        state = jax.device_put(create_train_state(params, tx, labels, trainable_any, use_ema), state_sh)
 
     model = build_model(arch, dtype=jnp.dtype(config.compute_dtype))
     loss_fn = get_loss(config.loss)
     step_fns = {}
     for phase, _ in phases:
-        fn = make_train_step(model, loss_fn, tx, schedule, labels, phase, config.optim.grad_clip,
-                             config.optim.ema_decay)
+        fn = make_train_step(model, loss_fn, tx, schedule, labels, phase, trainable_any, config.optim.ema_decay)
         step_fns[phase] = jax.jit(fn, in_shardings=(state_sh, sharding.batch_sharding(mesh)),
                                   out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=0)
 
@@ -128,6 +127,3 @@ def _check_finite(state: TrainState, config, step: int) -> None:
         raise NonFiniteError(f"{streak} consecutive non-finite losses/gradients at step {step}; stopping. The last "
                              "checkpoint holds the last good parameters. Lower optim.lr or check the data.")
 
-
-def eval_params(state: TrainState) -> Any:
-    return state.ema_params if state.ema_params is not None else state.params

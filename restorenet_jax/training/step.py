@@ -1,8 +1,9 @@
 """The train state and the pure train step (one phase of trainable groups at a time).
 
 Frozen groups enter the forward pass through `stop_gradient` and are not differentiated, so a RestoreNet step in
-stage 'extra' runs the backbones forward only. A non-finite loss or gradient norm skips the update (parameters and
-optimiser state unchanged) and is counted in the state.
+stage 'extra' runs the backbones forward only; they have no optimiser moments and no EMA copy either (the state
+holds those for the ever-trainable groups only, see `param_tree`). A non-finite loss or gradient skips the update
+(parameters, moments and EMA unchanged) and is counted by the optimiser's `apply_if_finite` state.
 """
 from __future__ import annotations
 
@@ -14,88 +15,94 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from restorenet_jax.training import optim, param_tree
 from restorenet_jax.training.losses import batch_psnr
 
 
 class TrainState(flax.struct.PyTreeNode):
-    """Everything a resumed run needs besides the data iterator."""
+    """Everything a resumed run needs besides the data iterator.
+
+    `opt_state` and `ema_params` cover the ever-trainable groups only (pruned trees); `ema_params` is None when
+    the EMA is off. The non-finite counters live in the optimiser's `apply_if_finite` state.
+    """
 
     step: jax.Array  # int32 scalar
     params: Any
     opt_state: Any
-    ema_params: Any  # None when EMA is off
-    nonfinite_streak: jax.Array  # consecutive skipped steps
-    nonfinite_total: jax.Array  # all skipped steps
+    ema_params: Any
+
+    @property
+    def nonfinite_streak(self) -> jax.Array:
+        """Consecutive skipped (non-finite) steps up to now."""
+        return self.opt_state.notfinite_count
+
+    @property
+    def nonfinite_total(self) -> jax.Array:
+        """All skipped steps."""
+        return self.opt_state.total_notfinite
 
 
-def create_train_state(params: Any, tx: optax.GradientTransformation, use_ema: bool) -> TrainState:
+def create_train_state(params: Any, tx: optax.GradientTransformation, labels: Any, trainable_groups: set[str],
+                       use_ema: bool) -> TrainState:
+    """The initial state; `trainable_groups`: every group that trains in some phase (tx's groups)."""
     params = jax.tree_util.tree_map(jnp.asarray, params)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                      ema_params=jax.tree_util.tree_map(jnp.copy, params) if use_ema else None,
-                      nonfinite_streak=jnp.zeros((), jnp.int32), nonfinite_total=jnp.zeros((), jnp.int32))
+    ever = param_tree.prune(params, optim.trainable_mask(labels, trainable_groups))
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(ever),
+                      ema_params=jax.tree_util.tree_map(jnp.copy, ever) if use_ema else None)
 
 
-def _select(pred: jax.Array, a: Any, b: Any) -> Any:
-    return jax.tree_util.tree_map(lambda x, y: jnp.where(pred, x, y), a, b)
+def eval_params(state: TrainState) -> Any:
+    """The parameters meant for evaluation: the EMA of the trained groups over the parameters, when kept."""
+    return state.params if state.ema_params is None else param_tree.overlay(state.params, state.ema_params)
 
 
 def make_train_step(model: nn.Module, loss_fn: Callable, tx: optax.GradientTransformation,
-                    schedule: optax.Schedule, labels: Any, trainable: frozenset, grad_clip: float,
+                    schedule: optax.Schedule, labels: Any, trainable: frozenset, ever_trainable: set[str],
                     ema_decay: float) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
     """Builds `train_step(state, batch) -> (state, metrics)` for one phase (`trainable` groups).
 
     Args:
       model: the Flax module; labels: group name per parameter leaf (same tree as params).
-      tx: from optim.make_optimizer (direction only); schedule: learning rate by step.
-      grad_clip: global-norm clip over trainable gradients (<= 0: off).
-      ema_decay: EMA of parameters (used only if the state carries ema_params).
+      tx: from optim.make_optimizer over `ever_trainable` (direction only); schedule: learning rate by step.
+      trainable: this phase's groups (a subset of `ever_trainable`).
+      ema_decay: EMA of the trained parameters (used only if the state carries ema_params).
     """
+    phase_mask = optim.trainable_mask(labels, trainable)
+    ever_mask = optim.trainable_mask(labels, ever_trainable)
 
     def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
-        flat, treedef = jax.tree_util.tree_flatten(state.params)
-        flat_labels = treedef.flatten_up_to(labels)
-        train_idx = [i for i, g in enumerate(flat_labels) if g in trainable]
+        frozen = jax.tree_util.tree_map(jax.lax.stop_gradient, state.params)
 
-        def compute_loss(train_leaves):
-            leaves = [jax.lax.stop_gradient(v) for v in flat]
-            for i, v in zip(train_idx, train_leaves):
-                leaves[i] = v
-            pred = model.apply({"params": jax.tree_util.tree_unflatten(treedef, leaves)}, batch["input"])
+        def compute_loss(train_part):
+            pred = model.apply({"params": param_tree.overlay(frozen, train_part)}, batch["input"])
             return loss_fn(pred, batch["target"]), pred
 
-        (loss, pred), g_train = jax.value_and_grad(compute_loss, has_aux=True)([flat[i] for i in train_idx])
-        grad_norm = optax.global_norm(g_train)
-        if grad_clip > 0:
-            scale = jnp.minimum(1.0, grad_clip / (grad_norm + 1e-6))
-            g_train = [g * scale for g in g_train]
-        grads = [jnp.zeros_like(v) for v in flat]
-        for i, g in zip(train_idx, g_train):
-            grads[i] = g
-        grads = jax.tree_util.tree_unflatten(treedef, grads)
+        (loss, pred), grads = jax.value_and_grad(compute_loss, has_aux=True)(
+            param_tree.prune(state.params, phase_mask))
+        grad_norm = optax.global_norm(grads)
+        # A non-finite loss with finite gradients must be skipped too: poison the gradients apply_if_finite checks.
+        grads = jax.tree_util.tree_map(lambda g: jnp.where(jnp.isfinite(loss), g, jnp.nan), grads)
+        # Groups resting in this phase get zero gradients (no effect on the global norm); their moments are
+        # restored below, so XLA drops their update as dead code.
+        ever_params = param_tree.prune(state.params, ever_mask)
+        ever_grads = param_tree.overlay(jax.tree_util.tree_map(jnp.zeros_like, ever_params), grads)
+        updates, opt_state = tx.update(ever_grads, state.opt_state, ever_params)
+        resting = {g: s for g, s in optim.group_states(state.opt_state).items() if g not in trainable}
+        opt_state = optim.with_group_states(opt_state, {**optim.group_states(opt_state), **resting})
 
-        updates, new_opt = tx.update(grads, state.opt_state, state.params)
-        # Groups outside this phase keep their optimiser moments exactly (they resume when their phase returns).
-        inner = {g: (s if g in trainable else state.opt_state.inner_states[g])
-                 for g, s in new_opt.inner_states.items()}
-        new_opt = new_opt._replace(inner_states=inner)
         lr = schedule(state.step)
-        flat_updates = treedef.flatten_up_to(updates)
-        new_flat = list(flat)
-        for i in train_idx:
-            new_flat[i] = (flat[i] - lr * flat_updates[i]).astype(flat[i].dtype)
-        new_params = jax.tree_util.tree_unflatten(treedef, new_flat)
-
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        params = _select(finite, new_params, state.params)
-        opt_state = _select(finite, new_opt, state.opt_state)
+        new_part = jax.tree_util.tree_map(lambda p, u: (p - lr * u).astype(p.dtype),
+                                          param_tree.prune(state.params, phase_mask),
+                                          param_tree.prune(updates, param_tree.prune(phase_mask, ever_mask)))
+        params = param_tree.overlay(state.params, new_part)
+        finite = opt_state.last_finite
         ema = state.ema_params
         if ema is not None:
-            ema = _select(finite, jax.tree_util.tree_map(
-                lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, new_params), ema)
+            trained = param_tree.prune(params, ever_mask)
+            ema = jax.tree_util.tree_map(lambda e, p: jnp.where(finite, ema_decay * e + (1.0 - ema_decay) * p, e),
+                                         ema, trained)
         skipped = (~finite).astype(jnp.int32)
-        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema,
-                                  nonfinite_streak=(state.nonfinite_streak + skipped) * skipped,
-                                  nonfinite_total=state.nonfinite_total + skipped)
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema)
         metrics = {"loss": loss, "psnr": batch_psnr(pred, batch["target"]), "grad_norm": grad_norm,
                    "learning_rate": lr, "skipped": skipped}
         return new_state, metrics

@@ -23,11 +23,11 @@ def one_step(devices, batch, shard_params_min_size=0):
     labels = optim.group_labels(params, c.freeze.groups)
     phase = frozenset({"extra"})
     tx = optim.make_optimizer(c.optim, labels, set(phase))
-    state = create_train_state(params, tx, use_ema=False)
+    state = create_train_state(params, tx, labels, set(phase), use_ema=False)
     mesh = Mesh(np.asarray(devices), (sharding.DATA_AXIS,))
     state_sh = sharding.param_sharding(mesh, state, shard_params_min_size)
     fn = jax.jit(make_train_step(build_model(arch), psnr_loss, tx, optim.learning_rate_schedule(c.optim, 10),
-                                 labels, phase, c.optim.grad_clip, 0.0),
+                                 labels, phase, set(phase), 0.0),
                  in_shardings=(state_sh, sharding.batch_sharding(mesh)),
                  out_shardings=(state_sh, sharding.replicated(mesh)))
     state, metrics = fn(jax.device_put(state, state_sh), sharding.global_batch(mesh, batch))

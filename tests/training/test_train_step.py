@@ -25,12 +25,12 @@ def _setup(stage="extra", kind="restorenet", steps=100, **freeze):
     params = init_params(arch, jax.random.PRNGKey(0))
     labels = optim.group_labels(params, c.freeze.groups)
     phases = optim.stage_phases(c.freeze, sorted(set(jax.tree_util.tree_leaves(labels))))
-    tx = optim.make_optimizer(c.optim, labels, set().union(*[p for p, _ in phases]))
-    state = create_train_state(params, tx, use_ema=False)
+    ever = set().union(*[p for p, _ in phases])
+    tx = optim.make_optimizer(c.optim, labels, ever)
+    state = create_train_state(params, tx, labels, ever, use_ema=False)
     sched = optim.learning_rate_schedule(c.optim, steps)
     model = build_model(arch)
-    fns = {p: jax.jit(make_train_step(model, psnr_loss, tx, sched, labels, p, c.optim.grad_clip, 0.0))
-           for p, _ in phases}
+    fns = {p: jax.jit(make_train_step(model, psnr_loss, tx, sched, labels, p, ever, 0.0)) for p, _ in phases}
     return state, fns, phases
 
 
@@ -142,9 +142,43 @@ def test_ema_tracks_the_parameters():
     params = init_params(arch, jax.random.PRNGKey(0))
     labels = optim.group_labels(params, c.freeze.groups)
     tx = optim.make_optimizer(c.optim, labels, {"backbone"})
-    state = create_train_state(params, tx, use_ema=True)
+    state = create_train_state(params, tx, labels, {"backbone"}, use_ema=True)
     fn = jax.jit(make_train_step(build_model(arch), psnr_loss, tx, optim.learning_rate_schedule(c.optim, 4),
-                                 labels, frozenset({"backbone"}), 1.0, 0.5))
+                                 labels, frozenset({"backbone"}), {"backbone"}, 0.5))
     new, _ = fn(state, _batch())
     jax.tree_util.tree_map(lambda e, p0, p1: np.testing.assert_allclose(e, 0.5 * p0 + 0.5 * p1, rtol=1e-6),
                            new.ema_params, state.params, new.params)
+    # A skipped (non-finite) step leaves the EMA as it was.
+    bad = _batch(1)
+    bad["input"] = bad["input"].at[0, 0, 0, 0].set(jnp.nan)
+    skipped, m = fn(new, bad)
+    assert int(m["skipped"]) == 1
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
+                           skipped.ema_params, new.ema_params)
+
+
+def test_stage_extra_state_holds_no_backbone_sized_arrays():
+    """Full-size RestoreNet-w64, stage 'extra' with the EMA on (shapes only, nothing computed): the optimiser
+    moments and the EMA cover the extra network alone."""
+    from restorenet_jax.configs import bench as bench_config
+    from restorenet_jax.models.arch import ModelArch
+    from restorenet_jax.models.restorenet import abstract_params
+
+    c = tiny_config()
+    arch = ModelArch.from_dict(bench_config.get_config().models.restorenet64.to_dict())
+    params = abstract_params(arch)
+    labels = optim.group_labels(params, c.freeze.groups)
+    tx = optim.make_optimizer(c.optim, labels, {"extra"})
+    state = jax.eval_shape(lambda p: create_train_state(p, tx, labels, {"extra"}, use_ema=True), params)
+
+    def sizes(tree):
+        return sorted(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(tree) if np.ndim(x) > 0 or x.shape)
+
+    extra_sizes = sizes(params["extra"])
+    backbone_sizes = set(sizes(params["deblur"]) + sizes(params["denoise"])) - set(extra_sizes)
+    assert sizes(state.ema_params) == extra_sizes
+    moments = [x for x in jax.tree_util.tree_leaves(state.opt_state) if x.shape]
+    assert sorted(int(np.prod(x.shape)) for x in moments) == sorted(extra_sizes * 2)  # Adam's mu and nu
+    assert not backbone_sizes & set(sizes(state.opt_state))
+    total = sum(extra_sizes)
+    assert total < 0.15 * sum(sizes(params)), (total, sum(sizes(params)))

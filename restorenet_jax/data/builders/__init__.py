@@ -2,7 +2,9 @@
 from restorenet_jax.data.builders.bsd_b import BsdB
 from restorenet_jax.data.builders.common import LayoutError, PairedImageBuilder
 from restorenet_jax.data.builders.embedded import Embedded, embedded_builder_config
+from restorenet_jax.data.builders.folder import Folder
 from restorenet_jax.data.builders.gopro_large import GoproLarge
+from restorenet_jax.data.builders.paired_folder import PairedFolder, PairedNoiseFolder
 from restorenet_jax.data.builders.realblur import RealblurJ, RealblurR, RealblurTele
 from restorenet_jax.data.builders.sidd import Sidd
 
@@ -14,6 +16,10 @@ BUILDERS: dict[str, type[PairedImageBuilder]] = {
     'realblur_tele': RealblurTele,
     'bsd_b': BsdB,
     'sidd': Sidd,
+    # Users' own folders, each prepared under a name of their choice (`folder/NAME`, default 'default').
+    'folder': Folder,
+    'paired_folder': PairedFolder,
+    'paired_noise_folder': PairedNoiseFolder,
 }
 
 
