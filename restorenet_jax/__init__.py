@@ -9,12 +9,14 @@ checks this, function-local imports included):
     data        dataset builders, the resumable grain pipeline, degradations, prepare/export logic
     evaluation  metrics with BasicSR conventions and scoring over examples
     training    the loop, the step, optimiser and freezing, sharding, checkpoints, initialisation, losses, logs
-    inference   `Restorer` (a converted model dir or a training workdir), tiling, image/video I/O
+    inference   `Restorer` (a converted model dir or a training workdir), engines (JAX, ONNX Runtime, OpenVINO),
+                tiling, image/video I/O
+    deploy      a model as an ONNX graph, an OpenVINO IR or a jax.export (StableHLO) artifact (same layer as inference)
     apps, convert, bench
                 the commands: train, evaluate, restore, serve; checkpoint converters; the benchmark harness
 
 Data flows one way: config -> data -> training -> checkpoints -> inference -> evaluate / restore / serve. The
-modules `main`, `restore`, `serve`, `evaluate`, `prepare_data`, `export_degraded` (and the `bench` package) are the
+modules `main`, `restore`, `serve`, `evaluate`, `prepare_data`, `export_degraded`, `export` (and the `bench` package) are the
 `python -m restorenet_jax.<name>` entry points.
 """
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "restorenet_jax"
 # Lowest first; a module may import its own layer or lower ones. Top-level modules are the entry points.
-LAYERS = {"configs": 0, "models": 1, "data": 2, "evaluation": 3, "training": 4, "inference": 5, "apps": 6,
+LAYERS = {"configs": 0, "models": 1, "data": 2, "evaluation": 3, "training": 4, "inference": 5, "deploy": 5, "apps": 6,
           "convert": 6, "bench": 6}
 ENTRY = 7
 

@@ -17,7 +17,8 @@ from tests.checkpoint_fixtures import TINY_ARCHS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ("restorenet-train", "restorenet-restore", "restorenet-serve", "restorenet-evaluate",
-           "restorenet-prepare-data", "restorenet-export-degraded", "restorenet-convert", "restorenet-bench")
+           "restorenet-prepare-data", "restorenet-export-degraded", "restorenet-convert", "restorenet-bench",
+           "restorenet-export")
 
 
 def _run(cmd, cwd, env, timeout=600):

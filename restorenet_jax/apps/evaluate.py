@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic degradations")
     p.add_argument("--quantize", action="store_true", help="round images to uint8 levels before scoring")
     p.add_argument("--ssim3d", action="store_true", help="NAFNet's 3-D SSIM window instead of the standard 2-D")
+    p.add_argument("--engine", default="auto", choices=("auto", "jax", "onnxruntime", "openvino"),
+                   help="what runs the model (same scores): auto = JAX on an accelerator, else OpenVINO, else ONNX "
+                   "Runtime when installed, else JAX (default: auto)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return p
 
@@ -139,12 +142,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (KeyError, FileNotFoundError, ValueError) as e:
         parser.error(f"--dataset: {e.args[0] if e.args else e}")
 
-    from restorenet_jax.inference.restorer import Restorer  # jax/orbax import is slow: after the cheap checks
+    from restorenet_jax.inference import engines  # jax/orbax import is slow: after the cheap checks
     from restorenet_jax.models.model_dir import ModelDirError
     from restorenet_jax.models.predictor import split_methods
 
     try:
-        predictor = Restorer.from_checkpoint(args.checkpoint, tlc=args.tlc, which="best" if args.best else "latest")
+        predictor = engines.load_engine(args.checkpoint, args.engine, tlc=args.tlc,
+                                        which="best" if args.best else "latest")
+    except engines.EngineUnavailable as e:
+        parser.error(f"--engine {args.engine}: {e}")
     except (ModelDirError, OSError, ValueError, KeyError) as e:
         parser.error(f"--checkpoint: {e}")
     arch = predictor.arch
@@ -166,7 +172,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--dataset: {e}")
     table = scoring.format_method_tables(result)
     report = {"checkpoint": str(args.checkpoint), "which": "best" if args.best else "latest",
-              "model": arch.kind, "tlc": arch.tlc, "dataset": args.dataset, "split": args.split,
+              "model": arch.kind, "tlc": arch.tlc, "engine": getattr(predictor, "engine", "jax"),
+              "dataset": args.dataset, "split": args.split,
               "limit": args.limit, "crop": data_cfg.eval_crop, "seed": args.seed, "noise": data_cfg.noise.kind,
               "tiling": {"tile": args.tile, "overlap": args.overlap, "max_pixels": args.max_pixels},
               "metrics": {"psnr": "BasicSR calculate_psnr: RGB, crop_border 0, outputs clipped to [0, 1]"

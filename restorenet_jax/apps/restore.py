@@ -1,12 +1,18 @@
-"""Restore images, folders, globs and videos with a trained or converted model.
+"""Restore images, folders, globs, videos and streams with a trained or converted model.
 
     python -m restorenet_jax.restore --checkpoint runs/demo photos/ 'cam*/night_*.jpg' clip.mp4 --output restored/
 
 Outputs go to OUT/<stem>.png for images (8-bit in -> 8-bit out, 16-bit PNG in -> 16-bit PNG out; alpha kept
-untouched) and OUT/<stem>.mp4 for videos (same frame size and frame rate, restored frame by frame); `--same-ext`
-keeps each image's own format (JPEG stays JPEG). Grayscale images are restored as RGB (the model is trained on
-colour) and converted back to one channel with BT.601 luma; `--gray-as-rgb` keeps the RGB result instead. EXIF
-orientation is applied, so outputs are upright and carry no orientation tag.
+untouched) and OUT/<stem>.mp4 for videos (the same frames, frame size and exact frame rate, audio copied through);
+`--same-ext` keeps each image's own format (JPEG stays JPEG). Grayscale images are restored as RGB (the model is
+trained on colour) and converted back to one channel with BT.601 luma; `--gray-as-rgb` keeps the RGB result instead.
+EXIF orientation is applied, so outputs are upright and carry no orientation tag.
+
+Videos are footage jobs: `--batch N` frames per forward pass, written as segments into a hidden folder
+OUT/.<name>.parts/ with a manifest updated after every segment. A job that is killed and started again with the same
+command continues after its last finished segment (no frame lost or repeated); the folder is removed once the
+output is complete. Stream URLs (rtsp://, udp://, http://, ...) are inputs too, written to OUT/<host_port_path>.mp4;
+`--duration SECONDS` records that long from a live stream (or restores only the start of a file).
 
 An input is never overwritten: an output name that would hit an input of the run, or another output of the same
 run, becomes OUT/<stem>_<ext>.<out ext> (then <stem>_restored.<out ext>, <stem>_restored1, ...). A file already in
@@ -24,6 +30,7 @@ that cannot be created), 0 otherwise.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import os
 import sys
@@ -34,6 +41,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from restorenet_jax.inference import footage
 from restorenet_jax.inference import media_io
 from restorenet_jax.inference import tiling
 from restorenet_jax.inference import video
@@ -55,6 +63,15 @@ def make_image_fn(restorer, tile: int = 0, overlap: int = 32, tile_batch: int = 
 
     return lambda x: tiling.tiled_apply(lambda t: restorer(t, clip=True), x, tile=tile, overlap=overlap,
                                         batch_fn=batch_fn, batch_size=tile_batch)
+
+
+def make_frames_fn(restorer, fn: ImageFn, tile: int = 0) -> footage.FramesFn:
+    """[B, H, W, 3] float -> restored [B, H, W, 3]: one forward pass per batch (the result may still be computing
+    on the device), or `fn` frame by frame when tiling (tiles are batched instead) or without a batched forward."""
+    batched = getattr(restorer, "restore_batch", None)
+    if tile > 0 or batched is None:
+        return lambda xb: np.stack([fn(x) for x in xb])
+    return batched
 
 
 def restore_picture(fn: ImageFn, pic: media_io.Picture) -> media_io.Picture:
@@ -127,36 +144,20 @@ def _claim(dst: Path, overwrite: bool):
         raise _exists_error(dst) from None
 
 
-def restore_video(fn: ImageFn, src: Path, dst: Path, progress: bool = True, max_pixels: int = 0) -> int:
-    """Restores a video frame by frame into `dst` with the same size and frame rate; returns the frame count.
+def restore_video(frames_fn: footage.FramesFn, src: Path | str, dst: Path, job: footage.JobOptions) -> int:
+    """Restores a video file or stream URL into `dst` as a resumable footage job; returns the frame count.
 
-    `dst` is replaced if it exists. An output with no frame, or one cut short by an error, is removed.
+    See `footage.restore_footage` (a file already at `dst` is replaced only with `job.overwrite`; an unfinished job
+    for the same `dst`, input and settings is continued).
 
     Raises:
       UnreadableImage: the video cannot be opened or has no frames.
-      ImageTooLarge: its frames have more than `max_pixels` pixels (0: no limit).
+      ImageTooLarge: its frames have more than `job.max_pixels` pixels (0: no limit).
       video.IncompleteVideo: clearly fewer frames were decoded than the container declares; the restored frames
         are kept in `dst`.
+      OSError: `dst` is not this job's to replace (FileExistsError), or the job is in use or mismatched.
     """
-    info, frames = video.open_video(src, max_pixels=max_pixels)
-    count = 0
-    try:
-        with video.VideoWriter(dst, info.size, info.fps) as writer:
-            for frame in tqdm(frames, total=info.frames_estimate, desc=src.name, unit="frame", leave=False,
-                              disable=not progress):
-                writer.write(fn(frame.astype(np.float32) / 255.0))
-                count += 1
-    except BaseException:
-        dst.unlink(missing_ok=True)
-        raise
-    if count == 0:
-        dst.unlink(missing_ok=True)
-        raise media_io.UnreadableImage("video has no frames")
-    try:
-        video.check_frame_count(count, info)
-    except video.IncompleteVideo as e:
-        raise video.IncompleteVideo(f"{e}; the {count} restored frames are kept in {dst}") from None
-    return count
+    return footage.restore_footage(frames_fn, src, dst, job).frames
 
 
 def _restore_image(fn: ImageFn, src: Path, out_dir: Path, inputs: set[Path], taken: set[Path], same_ext: bool,
@@ -174,25 +175,11 @@ def _restore_image(fn: ImageFn, src: Path, out_dir: Path, inputs: set[Path], tak
         f.write(encoded)
 
 
-def _restore_video_file(fn: ImageFn, src: Path, out_dir: Path, inputs: set[Path], taken: set[Path],
-                        same_ext: bool, overwrite: bool, max_pixels: int, progress: bool) -> None:
-    dst = output_path(src, out_dir, src.suffix.lower() if same_ext else ".mp4", inputs, taken)
-    _check_free(dst, overwrite)
-    if overwrite:
-        restore_video(fn, src, dst, progress, max_pixels=max_pixels)
-        return
-    _claim(dst, overwrite).close()  # reserves the name; ffmpeg then writes over this run's own empty file
-    try:
-        restore_video(fn, src, dst, progress, max_pixels=max_pixels)
-    except BaseException:
-        if dst.exists() and dst.stat().st_size == 0:
-            dst.unlink()  # the video could not be opened: do not leave the empty reservation behind
-        raise
-
-
 def restore_paths(fn: ImageFn, paths: Sequence[Path], out_dir: Path, same_ext: bool = False,
                   gray_as_rgb: bool = False, progress: bool = True, overwrite: bool = False,
-                  max_pixels: int = DEFAULT_MAX_PIXELS) -> list[tuple[Path, str]]:
+                  max_pixels: int = DEFAULT_MAX_PIXELS, frames_fn: Optional[footage.FramesFn] = None,
+                  job: footage.JobOptions = footage.JobOptions(), streams: Sequence[str] = ()
+                  ) -> list[tuple[Path | str, str]]:
     """Restores every path into `out_dir`; returns the failures as (path, reason) without raising.
 
     Args:
@@ -204,19 +191,30 @@ def restore_paths(fn: ImageFn, paths: Sequence[Path], out_dir: Path, same_ext: b
       progress: show progress bars.
       overwrite: replace files already in `out_dir` (inputs are never replaced); without it such an input fails.
       max_pixels: largest image or video frame in pixels, checked from the header before decoding (0: no limit).
+      frames_fn: the batched function for videos (`make_frames_fn`; default: `fn` frame by frame).
+      job: footage job options for videos (batch, duration, segments, settings a resumed job must match); its
+        overwrite, max_pixels and progress are taken from the arguments above.
+      streams: stream URLs, restored after `paths` into OUT/<stream_stem>.mp4.
     """
+    frames_fn = frames_fn or make_frames_fn(None, fn)
+    job = dataclasses.replace(job, overwrite=overwrite, max_pixels=max_pixels, progress=progress)
     out_dir.mkdir(parents=True, exist_ok=True)
     inputs = {p.resolve() for p in paths}
     taken: set[Path] = set()
-    failures: list[tuple[Path, str]] = []
+    failures: list[tuple[Path | str, str]] = []
     # Every image's header is checked against max_pixels before it is decoded, so Pillow's own lower guard (a
     # warning past 89 megapixels, an error past 179) would only overrule the limit the user chose. Restored on exit.
     pillow_bound, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
-        for src in tqdm(paths, desc="restore", unit="file", disable=not progress):
+        for src in tqdm([*paths, *streams], desc="restore", unit="file", disable=not progress):
             try:
-                if src.suffix.lower() in media_io.VIDEO_EXTS:
-                    _restore_video_file(fn, src, out_dir, inputs, taken, same_ext, overwrite, max_pixels, progress)
+                if isinstance(src, str):  # a stream URL
+                    stem = footage.stream_stem(src)
+                    dst = output_path(Path(f"{stem}.{src.partition(':')[0].lower()}"), out_dir, ".mp4", inputs, taken)
+                    restore_video(frames_fn, src, dst, job)
+                elif src.suffix.lower() in media_io.VIDEO_EXTS:
+                    dst = output_path(src, out_dir, src.suffix.lower() if same_ext else ".mp4", inputs, taken)
+                    restore_video(frames_fn, src, dst, job)
                 else:
                     _restore_image(fn, src, out_dir, inputs, taken, same_ext, gray_as_rgb, overwrite, max_pixels)
             except (media_io.UnreadableImage, OSError, ValueError) as e:
@@ -234,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m restorenet_jax.restore", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 2)[2])
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders, or glob patterns")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders, glob patterns, or "
+                   "stream URLs (rtsp://, udp://, http://, ... anything ffmpeg opens)")
     p.add_argument("--checkpoint", required=True,
                    help="converted model directory or training workdir (its latest checkpoint)")
     p.add_argument("--output", "-o", required=True, help="output folder (created if missing)")
@@ -244,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (<= tile/2)")
     p.add_argument("--tile-batch", type=int, default=4, help="tiles per forward pass")
     p.add_argument("--bf16", action="store_true", help="compute in bfloat16 (faster on accelerators)")
+    p.add_argument("--engine", default="auto", choices=("auto", "jax", "onnxruntime", "openvino"),
+                   help="what runs the model (same outputs): auto = JAX on an accelerator, else OpenVINO, else ONNX "
+                   "Runtime when installed, else JAX (default: auto)")
     p.add_argument("--tlc", action=argparse.BooleanOptionalAction, default=None,
                    help="test-time local converter for channel attention (default: the checkpoint's setting)")
     p.add_argument("--gray-as-rgb", action="store_true", help="write grayscale inputs as RGB results")
@@ -254,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help="skip (and report) images and video frames larger than N pixels, judged from the file header "
                    f"before decoding; 0: no limit (default: {DEFAULT_MAX_PIXELS} = 8192x8192)")
+    p.add_argument("--batch", type=int, default=1, metavar="N", help="video frames per forward pass (default 1; "
+                   "larger batches are faster on accelerators and many-core CPUs, and take N times the memory)")
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="record this many seconds of a "
+                   "stream URL (without it a stream is recorded until it ends), or restore only the first SECONDS "
+                   "of each video file")
+    p.add_argument("--segment-frames", type=int, default=300, metavar="N", help="video frames per segment kept "
+                   "across a crash (a segment also closes after 60 s of work, so little is redone)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     return p
 
@@ -266,20 +275,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("--tile must be >= 0 and --overlap between 0 and tile/2")
     if args.max_pixels < 0:
         parser.error("--max-pixels must be >= 0 (0: no limit)")
+    if args.batch < 1 or args.segment_frames < 1:
+        parser.error("--batch and --segment-frames must be >= 1")
+    if args.duration is not None and not args.duration > 0:
+        parser.error("--duration must be > 0 seconds")
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         parser.error(f"--output {out_dir} exists and is not a folder")
-    paths, missing = collect_inputs(args.inputs)
-    if not paths and missing:
+    streams = [a for a in args.inputs if video.is_stream_url(a)]
+    paths, missing = collect_inputs([a for a in args.inputs if not video.is_stream_url(a)])
+    if not paths and not streams and missing:
         parser.error(f"no input found: {', '.join(missing)}")
 
-    from restorenet_jax.inference.restorer import Restorer  # jax import is slow: only after arguments are known good
+    from restorenet_jax.inference import engines  # jax import is slow: only after arguments are known good
     from restorenet_jax.models.model_dir import ModelDirError
 
     select = {"which": "best"} if args.best else {}
     try:
-        restorer = Restorer.from_checkpoint(args.checkpoint, tlc=args.tlc,
-                                            dtype="bfloat16" if args.bf16 else "float32", **select)
+        restorer = engines.load_engine(args.checkpoint, args.engine, tlc=args.tlc,
+                                       dtype="bfloat16" if args.bf16 else "float32", **select)
+    except engines.EngineUnavailable as e:
+        parser.error(f"--engine {args.engine}: {e}")
     except (ModelDirError, OSError, ValueError) as e:
         parser.error(f"--checkpoint: {e}")
     try:
@@ -289,13 +305,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not os.access(out_dir, os.W_OK | os.X_OK):
         parser.exit(2, f"{parser.prog}: error: output folder {out_dir} is not writable\n")
     fn = make_image_fn(restorer, args.tile, args.overlap, args.tile_batch)
+    job = footage.JobOptions(batch=args.batch, duration=args.duration, segment_frames=args.segment_frames)
+    if streams or any(p.suffix.lower() in media_io.VIDEO_EXTS for p in paths):
+        # What decides a video's pixels: an unfinished job continues only with the same weights and settings.
+        job = dataclasses.replace(job, settings={
+            "model": footage.params_fingerprint(getattr(restorer, "params", {})), "arch": repr(restorer.arch),
+            "dtype": restorer.dtype, "tile": args.tile, "overlap": args.overlap if args.tile else None})
     failures = restore_paths(fn, paths, out_dir, same_ext=args.same_ext, gray_as_rgb=args.gray_as_rgb,
-                             progress=not args.quiet, overwrite=args.overwrite, max_pixels=args.max_pixels)
+                             progress=not args.quiet, overwrite=args.overwrite, max_pixels=args.max_pixels,
+                             frames_fn=make_frames_fn(restorer, fn, args.tile), job=job, streams=streams)
     failures += [(Path(m), "no such file") for m in missing]
     for m in missing:
         print(f"error: {m}: no such file", file=sys.stderr)
-    done = len(paths) - (len(failures) - len(missing))
-    print(f"restored {done} of {len(paths) + len(missing)} inputs into {out_dir}"
+    done = len(paths) + len(streams) - (len(failures) - len(missing))
+    print(f"restored {done} of {len(paths) + len(streams) + len(missing)} inputs into {out_dir}"
           + (f"; {len(failures)} failed: {', '.join(str(p) for p, _ in failures)}" if failures else ""),
           file=sys.stderr)
     return 1 if failures else 0

@@ -198,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", default="", help="sizes compiled at start-up, e.g. 720x1280,1080x1920 (HxW; "
                    "default none)")
     p.add_argument("--bf16", action="store_true", help="compute in bfloat16")
+    p.add_argument("--engine", default="auto", choices=("auto", "jax", "onnxruntime", "openvino"),
+                   help="what runs the model (same outputs): auto = JAX on an accelerator, else OpenVINO, else ONNX "
+                   "Runtime when installed, else JAX (default: auto)")
     p.add_argument("--tlc", action=argparse.BooleanOptionalAction, default=None,
                    help="test-time local converter (default: the checkpoint's setting)")
     return p
@@ -228,13 +231,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"error: --keep-dir {args.keep_dir} cannot be written: {e.__class__.__name__}: {e.strerror or e}",
                   file=sys.stderr)
             return 2
-    from restorenet_jax.inference.restorer import Restorer
+    from restorenet_jax.inference import engines
     from restorenet_jax.models.model_dir import ModelDirError
 
     try:
-        restorer = Restorer.from_checkpoint(args.checkpoint, tlc=args.tlc, dtype="bfloat16" if args.bf16 else "float32",
-                                            bucketing=True, max_programs=args.max_programs,
-                                            **({"which": "best"} if args.best else {}))
+        restorer = engines.load_engine(args.checkpoint, args.engine, tlc=args.tlc,
+                                       dtype="bfloat16" if args.bf16 else "float32", bucketing=True,
+                                       max_programs=args.max_programs, **({"which": "best"} if args.best else {}))
+    except engines.EngineUnavailable as e:
+        print(f"error: --engine {args.engine}: {e}", file=sys.stderr)
+        return 2
     except (ModelDirError, OSError, ValueError) as e:
         print(f"error: cannot load --checkpoint {args.checkpoint}: {e}", file=sys.stderr)
         return 2

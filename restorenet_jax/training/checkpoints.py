@@ -36,8 +36,11 @@ class TrainCheckpointer:
 
     def __init__(self, workdir: str | os.PathLike, keep: int = 3, async_save: bool = True):
         self.directory = Path(workdir).absolute() / CHECKPOINTS
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                               enable_async_checkpointing=async_save)
+        # Directories are created before the save returns: grain's data-iterator handler writes each process's
+        # file at once, and on several processes the step directory (made by process 0) must already be there.
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=True, enable_async_checkpointing=async_save,
+            async_options=ocp.options.AsyncOptions(create_directories_asynchronously=False))
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:

@@ -3,6 +3,7 @@ command (`python -m restorenet_jax.main`), with backbone pre-training, periodic 
 report; compared with one process of four devices. Then a cluster that loses a process."""
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -52,10 +53,17 @@ def _logs(workdir: Path) -> list[str]:
     return [p.read_text() for p in sorted(workdir.parent.glob(f"{workdir.name}.log*"))]
 
 
+def _errors(workdir: Path) -> str:
+    """The lines of each process's log that say what went wrong (the logs are long)."""
+    wanted = re.compile(r"Error|error|Traceback|^[EF]\d{4} |File \"/")  # glog E/F lines carry MMDD
+    return "\n\n".join("\n".join(line[:300] for line in log.splitlines() if wanted.search(line))[-4000:]
+                       for log in _logs(workdir))
+
+
 def _run(workdir: Path, processes: int, devices: int, *flags: str) -> None:
     procs = _start(workdir, processes, devices, *flags)
     codes = [p.wait(timeout=900) for p in procs]
-    assert codes == [0] * processes, "\n".join(log[-3000:] for log in _logs(workdir))
+    assert codes == [0] * processes, _errors(workdir)
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +87,11 @@ def test_two_processes_equal_one_process(one_process, tmp_path, shard_params_min
     assert json.loads((workdir / "config.json").read_text())["shard_params_min_size"] == shard_params_min_size
 
     # Same final parameters as one process with four devices (the same global batches, the same mesh size).
+    # Not bit-exact: the cross-process all-reduce sums in another order than one process does.
     ref, got = _final_params(one_process), _final_params(workdir)
     import jax
 
-    diffs = jax.tree_util.tree_leaves(jax.tree_util.tree_map(
-        lambda a, b: float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(a))), 1e-12)), ref, got))
-    assert max(diffs) < 1e-5, max(diffs)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5), ref, got)
 
     # Same report, combined from each process's share of the evaluation.
     ref_report = json.loads((one_process / "report.json").read_text())
@@ -112,7 +119,7 @@ def test_a_lost_process_stops_the_survivor_in_bounded_time_and_a_rerun_resumes(t
     procs = _start(workdir, 2, 2, *flags)
     deadline = time.monotonic() + 600
     while not (workdir / "checkpoints" / "4").is_dir():  # orbax renames a finished checkpoint into place
-        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "\n".join(_logs(workdir))
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), _errors(workdir)
         time.sleep(0.5)
     procs[1].send_signal(signal.SIGKILL)
     killed_at = time.monotonic()

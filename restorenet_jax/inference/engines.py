@@ -1,0 +1,231 @@
+"""Inference engines: the same model run by JAX, ONNX Runtime or OpenVINO behind one interface.
+
+    from restorenet_jax.inference.engines import load_engine
+    engine = load_engine("models/restorenet", engine="auto")   # 'jax' | 'onnxruntime' | 'openvino' | 'auto'
+    y = engine(x)                                               # float32 [H, W, 3] in [0, 1] -> [H, W, 3]
+
+Every engine offers what restore, evaluate and serve use from `Predictor`: `__call__(x, clip)`, `restore_batch`,
+`compare_stacked` / `compare` / `methods`, `warmup`, `arch`, `dtype`; so pre- and post-processing, padding (inside
+each model), tiling and outputs are the same code whatever runs the network. The ONNX Runtime and OpenVINO engines
+run the graph of `deploy.onnx_graph`, built in memory from the checkpoint's parameters (nothing is written).
+
+`auto` picks the fastest engine for the device: JAX on an accelerator (GPU, TPU); on a CPU OpenVINO when it is
+installed, else ONNX Runtime, else JAX (bench/results/*engines* has the measurements behind this order). OpenVINO
+and ONNX Runtime are optional: `pip install openvino onnxruntime onnx`.
+"""
+from __future__ import annotations
+
+import collections
+import importlib.util
+import os
+import threading
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from restorenet_jax.models.arch import ModelArch
+from restorenet_jax.models.predictor import split_methods
+
+ENGINES = ("jax", "onnxruntime", "openvino")
+CHOICES = ("auto", *ENGINES)
+# Python packages each graph engine needs (the ONNX graph is built with `onnx`).
+_NEEDS = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino")}
+
+
+class EngineUnavailable(ValueError):
+    """The engine asked for is not installed, or cannot run the requested precision."""
+
+
+def installed(engine: str) -> bool:
+    """Whether `engine`'s packages are importable (JAX always is)."""
+    return all(importlib.util.find_spec(p) is not None for p in _NEEDS.get(engine, ()))
+
+
+def default_engine(backend: str | None = None) -> str:
+    """The engine `auto` means here: JAX on an accelerator; OpenVINO, else ONNX Runtime, else JAX on a CPU."""
+    if backend is None:
+        import jax
+
+        backend = jax.default_backend()
+    if backend != "cpu":
+        return "jax"
+    return next((e for e in ("openvino", "onnxruntime") if installed(e)), "jax")
+
+
+def resolve_engine(name: str, dtype: str = "float32") -> str:
+    """The concrete engine for `name` (CHOICES); raises EngineUnavailable with an install hint."""
+    if name not in CHOICES:
+        raise EngineUnavailable(f"unknown engine {name!r}; expected one of {', '.join(CHOICES)}")
+    engine = default_engine() if name == "auto" else name
+    if engine == "onnxruntime" and dtype in ("bfloat16", "bf16"):
+        if name == "auto":
+            return "jax"
+        raise EngineUnavailable("onnxruntime runs float32 only: drop --bf16, or use --engine openvino or jax")
+    if not installed(engine):
+        raise EngineUnavailable(f"engine {engine!r} is not installed: pip install {' '.join(_NEEDS[engine])}")
+    return engine
+
+
+class GraphEngine:
+    """ONNX Runtime or OpenVINO running the model's ONNX graph, with `Predictor`'s interface.
+
+    Attributes:
+      arch: the architecture (its `tlc` as used here); dtype: 'float32' or 'bfloat16' (OpenVINO only).
+      engine: 'onnxruntime' or 'openvino'.
+      compiles: programs compiled so far (OpenVINO compiles one per input shape, at most `max_programs` kept).
+    Thread-safe: serve calls it from several worker threads.
+    """
+
+    def __init__(self, arch: ModelArch, params: Mapping[str, Any], engine: str, dtype: str = "float32", *,
+                 max_programs: int = 8, threads: int = 0):
+        if engine not in _NEEDS:
+            raise ValueError(f"GraphEngine runs 'onnxruntime' or 'openvino', not {engine!r}")
+        if dtype not in ("float32", "fp32", "bfloat16", "bf16"):
+            raise ValueError(f"dtype must be float32 or bfloat16, not {dtype!r}")
+        if engine == "onnxruntime" and dtype in ("bfloat16", "bf16"):
+            raise EngineUnavailable("onnxruntime runs float32 only")
+        import jax
+
+        self.arch, self.engine, self.dtype = arch, engine, dtype
+        self.max_programs, self.threads = int(max_programs), int(threads)
+        self.compiles = 0
+        self._params = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), dict(params))
+        self._lock = threading.Lock()
+        self._graphs: dict[bool, Any] = {}  # compare flag -> runtime-side model (ORT session or ov.Model)
+        self._compiled: collections.OrderedDict = collections.OrderedDict()  # OpenVINO: (compare, shape) -> model
+
+    @property
+    def params(self) -> dict:
+        """The parameter tree the graphs are built from (host float32 arrays)."""
+        return self._params
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The names `compare` returns (as `Predictor.methods`)."""
+        from restorenet_jax.deploy.onnx_graph import METHODS
+
+        return METHODS[self.arch.kind]
+
+    def _graph(self, compare: bool) -> Any:
+        with self._lock:
+            if compare not in self._graphs:
+                from restorenet_jax.deploy.onnx_graph import build_onnx
+
+                proto = build_onnx(self.arch, self._params, compare=compare)
+                self._graphs[compare] = self._load(proto)
+            return self._graphs[compare]
+
+    def _load(self, proto: Any) -> Any:
+        if self.engine == "openvino":
+            from restorenet_jax.deploy.openvino_ir import read_onnx
+
+            return read_onnx(proto)
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        self.compiles += 1
+        return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+    def _openvino_program(self, compare: bool, shape: tuple[int, ...]) -> Any:
+        """A compiled OpenVINO model for one input shape: static shapes run faster on the CPU plugin than a
+        dynamic model, and frames of a video or tiles share one shape. Least recently used dropped first."""
+        key = (compare, shape)
+        with self._lock:
+            if key in self._compiled:
+                self._compiled.move_to_end(key)
+                return self._compiled[key]
+        import openvino as ov
+
+        from restorenet_jax.deploy.openvino_ir import precision_config
+
+        model = self._graph(compare).clone()
+        model.reshape(list(shape))
+        config = precision_config(self.dtype)
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = self.threads
+        compiled = (ov.Core().compile_model(model, "CPU", config), [])  # (program, its idle infer requests)
+        with self._lock:
+            self._compiled[key] = compiled
+            self.compiles += 1
+            while len(self._compiled) > self.max_programs:
+                self._compiled.popitem(last=False)
+        return compiled
+
+    def _run(self, x: np.ndarray, compare: bool = False) -> np.ndarray:
+        """[B, H, W, 3] float32 -> [B, H, W, C] float32 numpy (raw model output)."""
+        x = np.asarray(x, np.float32)
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise ValueError(f"expected a batch of shape [B, H, W, 3], got {x.shape}")
+        nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        if self.engine == "onnxruntime":
+            y = self._graph(compare).run(None, {"image": nchw})[0]
+        else:
+            compiled, idle = self._openvino_program(compare, nchw.shape)
+            # An infer request serves one call at a time: each call takes an idle one (or makes one) and returns it.
+            with self._lock:
+                request = idle.pop() if idle else None
+            request = request or compiled.create_infer_request()
+            try:
+                y = np.array(request.infer({0: nchw})[0])  # a copy: the request reuses its output buffer
+            finally:
+                with self._lock:
+                    idle.append(request)
+        return np.ascontiguousarray(np.asarray(y, np.float32).transpose(0, 2, 3, 1))
+
+    def restore_batch(self, x: np.ndarray) -> np.ndarray:
+        """[B, H, W, 3] -> raw model output [B, H, W, 3] float32 (not clipped)."""
+        return self._run(x)
+
+    def __call__(self, x: np.ndarray, clip: bool = True) -> np.ndarray:
+        """One image: float32 [H, W, 3] in [0, 1] -> [H, W, 3], clipped to [0, 1] unless `clip` is False."""
+        x = np.asarray(x)
+        if x.ndim != 3 or x.shape[-1] != 3 or x.shape[0] < 1 or x.shape[1] < 1:
+            raise ValueError(f"expected an image of shape [H, W, 3], got {x.shape}")
+        y = self._run(x[None])[0]
+        return np.clip(y, 0.0, 1.0) if clip else y
+
+    def compare_stacked(self, x: np.ndarray) -> np.ndarray:
+        """[H, W, 3] -> [H, W, 3 * len(methods)]: every method's raw output (as `Predictor.compare_stacked`)."""
+        return self._run(np.asarray(x, np.float32)[None], compare=True)[0]
+
+    def compare(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Every method's raw output on one image {method: [H, W, 3]}."""
+        return split_methods(self.compare_stacked(x), self.methods)
+
+    def warmup(self, shapes: Iterable[tuple[int, ...]], compare: bool = False) -> None:
+        """Builds (and for OpenVINO compiles) ahead of time what inputs of these (h, w) or (b, h, w) sizes use."""
+        for shape in shapes:
+            b, h, w = (1, *shape) if len(shape) == 2 else shape
+            self._run(np.zeros((int(b), int(h), int(w), 3), np.float32), compare)
+
+
+def load_engine(path: str | os.PathLike, engine: str = "auto", tlc: bool | None = None, dtype: str = "float32",
+                *, bucketing: bool = False, max_programs: int = 8, **select: Any) -> Any:
+    """Loads a converted model directory or a training workdir into the engine asked for.
+
+    Args:
+      path: as `Restorer.from_checkpoint` (model directory, or training workdir with `which='latest'|'best'`).
+      engine: one of CHOICES ('auto': module docstring).
+      tlc: None keeps the checkpoint's TLC setting; True/False overrides it.
+      dtype: 'float32' or 'bfloat16'.
+      bucketing, max_programs: the JAX engine's size buckets and compiled-program bound (see `Predictor`);
+        OpenVINO keeps at most `max_programs` compiled shapes; ONNX Runtime runs every shape with one session.
+    Raises:
+      EngineUnavailable (a ValueError) when the engine is not installed; ModelDirError for a bad checkpoint.
+    """
+    name = resolve_engine(engine, dtype)
+    if name == "jax":
+        from restorenet_jax.inference.restorer import Restorer
+
+        restorer = Restorer.from_checkpoint(path, tlc=tlc, dtype=dtype, bucketing=bucketing,
+                                            max_programs=max_programs, **select)
+        restorer.engine = "jax"
+        return restorer
+    from restorenet_jax.training.checkpoints import resolve_model
+
+    arch, params = resolve_model(path, **select)
+    if tlc is not None:
+        arch = arch.replace(tlc=bool(tlc))
+    return GraphEngine(arch, params, name, dtype, max_programs=max_programs)
