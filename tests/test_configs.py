@@ -17,7 +17,7 @@ from restorenet_jax.training.loop import model_arch
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CONFIGS = [("bsd64", None), ("bsd64", "demo"), ("bsd32", None), ("blno_only", None), ("serial", None),
+CONFIGS = [("bsd64", None), ("bsd64", "demo"), ("bsd64", "demo_cctv"), ("bsd32", None), ("blno_only", None), ("serial", None),
            ("baseline", "gopro64"), ("baseline", "sidd64"), ("default", None)] + \
           [("ratio_mix", r) for r in ("13_2_2_1", "13_3_3_2", "11_4_4_1", "8_4_4_1")]
 

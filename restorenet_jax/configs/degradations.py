@@ -15,7 +15,8 @@ def get_noise_config() -> ml_collections.ConfigDict:
     """Noise synthesis settings (see restorenet_jax/data/degradations.py and camera_pipeline.py)."""
     cfg = ml_collections.ConfigDict()
     # Which noise model to apply: 'low_light' (physics, Brooks et al. 2019 + exposure drop), 'gaussian',
-    # 'poisson', 'danet' (learned generator, needs danet_checkpoint) or 'none'.
+    # 'poisson', 'cctv' (surveillance camera: raw-mosaic sensor noise, chroma noise, resolution drop, JPEG-like
+    # blocks; uses the 'low_light' camera too), 'danet' (learned generator, needs danet_checkpoint) or 'none'.
     cfg.kind = 'low_light'
     # Directory written by `python -m convert.danet DANet.pt DIR`; required when kind == 'danet'.
     cfg.danet_checkpoint = ''
@@ -56,6 +57,26 @@ def get_noise_config() -> ml_collections.ConfigDict:
     cfg.poisson = ml_collections.ConfigDict()
     # Photon count of a white pixel, drawn log-uniformly per image (smaller = noisier).
     cfg.poisson.peak_range = (10.0, 1000.0)
+
+    # --- 'cctv': per round, resolution drop -> the 'low_light' camera's shot+read noise on an RGGB mosaic,
+    # bilinear demosaic (correlated, coloured noise) -> re-upscale -> coarse chroma noise -> 8x8 block DCT
+    # quantisation (JPEG). Camera, exposure, noise levels, highlights and rebrighten: the 'low_light' fields.
+    cc = ml_collections.ConfigDict()
+    # Resolution factor per round, uniform: the frame is resolved at round(side * scale) pixels and upscaled back
+    # (0.5 ~ a D1 analog camera shown at 1440 px; 1.0 = full resolution).
+    cc.scale_range = (0.4, 1.0)
+    # Std of the Cb/Cr noise ([0, 1] scale, at its grid points), uniform per round.
+    cc.chroma_sigma_range = (0.0, 0.04)
+    # Chroma-noise grid resolution relative to the frame, uniform per round (0.25 = blotches ~4 px wide).
+    cc.chroma_scale_range = (0.15, 0.5)
+    # JPEG quality (libjpeg scaling of the standard tables), an integer uniform in this closed range per round;
+    # low values give the blocky look of a low-bitrate H.264 stream.
+    cc.jpeg_quality_range = (20, 80)
+    # Probability of a second round on the result (Real-ESRGAN's high-order degradation: re-scaled, re-encoded).
+    cc.second_round_prob = 0.3
+    # The second round has no exposure drop and its shot+read noise std is multiplied by this factor.
+    cc.second_round_noise_scale = 0.5
+    cfg.cctv = cc
     return cfg
 
 

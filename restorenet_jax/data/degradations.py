@@ -14,6 +14,7 @@ import ml_collections
 import numpy as np
 from scipy import signal
 
+from restorenet_jax.data import cctv
 from restorenet_jax.data.camera_pipeline import (  # noqa: F401  (re-exported: the low-level pieces)
     CameraParams,
     add_read_shot_noise,
@@ -23,7 +24,7 @@ from restorenet_jax.data.camera_pipeline import (  # noqa: F401  (re-exported: t
     unprocess,
 )
 
-NOISE_KINDS = ('low_light', 'gaussian', 'poisson', 'danet', 'none')
+NOISE_KINDS = ('low_light', 'gaussian', 'poisson', 'cctv', 'danet', 'none')
 BLUR_KINDS = ('motion', 'uniform', 'none')
 
 
@@ -109,6 +110,8 @@ def add_noise(image: np.ndarray, rng: np.random.Generator, cfg: ml_collections.C
         noisy = gaussian_noise(image, rng, cfg.gaussian)
     elif kind == 'poisson':
         noisy = poisson_noise(image, rng, cfg.poisson)
+    elif kind == 'cctv':
+        noisy = cctv.cctv_noise(image, rng, cfg)
     elif kind == 'danet':
         noisy = danet_noise(image, rng, cfg)
     else:

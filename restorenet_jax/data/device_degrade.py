@@ -21,18 +21,18 @@ All shapes static: every example gets every computation and `where` picks (no da
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from restorenet_jax.data import device_blur, device_camera
+from restorenet_jax.data import device_blur, device_camera, device_cctv
 from restorenet_jax.data.transforms import KINDS, parse_ratio
 
 PAIR_KINDS = ('blur', 'noise', 'clean')  # codes of the `pair_kind` argument (see the module docstring)
-NOISE_KINDS = ('low_light', 'gaussian', 'poisson', 'none')
+NOISE_KINDS = ('low_light', 'gaussian', 'poisson', 'cctv', 'none')
 _BN, _B, _N, _GT = (KINDS.index(k) for k in ('blur_noise', 'blur', 'noise', 'gt'))
 
 
@@ -53,6 +53,7 @@ class ParamDraws(NamedTuple):
     read_z: jax.Array  # log read = slope * log shot + intercept + log_std * z
     sigma_u: jax.Array  # gaussian: sigma in sigma_range
     peak_u: jax.Array  # poisson: log-uniform in peak_range
+    cctv: Any = None  # device_cctv.CctvDraws when the noise kind is 'cctv' (camera, exposure: the low-light draws)
 
 
 class DegradeParams(NamedTuple):
@@ -69,6 +70,7 @@ class DegradeParams(NamedTuple):
     read: jax.Array  # linear-space read-noise variance
     sigma: jax.Array  # gaussian standard deviation
     peak: jax.Array  # poisson photon count of white
+    cctv: Any = None  # device_cctv.CctvParams when the noise kind is 'cctv'
 
 
 class NoiseDraws(NamedTuple):
@@ -76,6 +78,7 @@ class NoiseDraws(NamedTuple):
 
     normal: jax.Array
     poisson_keys: jax.Array  # [B] keys
+    cctv: Any = None  # device_cctv.CctvNoise when the noise kind is 'cctv'
 
 
 def step_key(seed: int, step: jax.Array | int) -> jax.Array:
@@ -93,6 +96,11 @@ def _check(cfg: ml_collections.ConfigDict) -> None:
 def device_blur_kinds() -> tuple[str, ...]:
     """Blur kinds `degrade` can synthesise."""
     return ('motion', 'uniform', 'none')
+
+
+def _is_cctv(cfg: ml_collections.ConfigDict) -> bool:
+    # Its draws come from a key folded off the stage's key, leaving every other kind's draws unchanged.
+    return cfg.noise.kind == 'cctv'
 
 
 def _num_turns(cfg: ml_collections.ConfigDict) -> int:
@@ -116,7 +124,8 @@ def draw_params(key: jax.Array, batch: int, cfg: ml_collections.ConfigDict) -> P
     size_index = jax.random.randint(next(keys), (batch,), 0, num_sizes, jnp.int32)
     return ParamDraws(kind=kind, size_index=size_index, length_u=u(), heading_u=u(),
                       turns_z=z((batch, _num_turns(cfg))), ccm_weights=u((batch, 4)), rgb_gain_z=z(), red_u=u(),
-                      blue_u=u(), exposure_u=u(), shot_u=u(), read_z=z(), sigma_u=u(), peak_u=u())
+                      blue_u=u(), exposure_u=u(), shot_u=u(), read_z=z(), sigma_u=u(), peak_u=u(),
+                      cctv=device_cctv.draw_params(jax.random.fold_in(key, 1), batch) if _is_cctv(cfg) else None)
 
 
 def _between(u: jax.Array, value_range) -> jax.Array:
@@ -152,7 +161,8 @@ def make_params(d: ParamDraws, cfg: ml_collections.ConfigDict) -> DegradeParams:
         rgb_gain=1.0 / (ll.rgb_gain_inverse_mean + ll.rgb_gain_inverse_std * d.rgb_gain_z),
         red_gain=_between(d.red_u, ll.red_gain_range), blue_gain=_between(d.blue_u, ll.blue_gain_range),
         exposure=_log_between(d.exposure_u, ll.exposure_range), shot=jnp.exp(log_shot), read=jnp.exp(log_read),
-        sigma=_between(d.sigma_u, noise.gaussian.sigma_range), peak=_log_between(d.peak_u, noise.poisson.peak_range))
+        sigma=_between(d.sigma_u, noise.gaussian.sigma_range), peak=_log_between(d.peak_u, noise.poisson.peak_range),
+        cctv=device_cctv.make_params(d.cctv, noise) if d.cctv is not None else None)
 
 
 def draw_noise(key: jax.Array, shape: tuple[int, ...], cfg: ml_collections.ConfigDict) -> NoiseDraws:
@@ -160,7 +170,8 @@ def draw_noise(key: jax.Array, shape: tuple[int, ...], cfg: ml_collections.Confi
     k_normal, k_poisson = jax.random.split(key)
     needs_normal = cfg.noise.kind in ('low_light', 'gaussian')
     normal = jax.random.normal(k_normal, shape) if needs_normal else jnp.zeros(shape, jnp.float32)
-    return NoiseDraws(normal=normal, poisson_keys=jax.random.split(k_poisson, shape[0]))
+    return NoiseDraws(normal=normal, poisson_keys=jax.random.split(k_poisson, shape[0]),
+                      cctv=device_cctv.draw_noise(jax.random.fold_in(key, 1), shape) if _is_cctv(cfg) else None)
 
 
 def _inverse_3x3(m: jax.Array) -> jax.Array:
@@ -191,6 +202,10 @@ def add_noise(image: jax.Array, params: DegradeParams, noise: NoiseDraws,
         if ll.rebrighten:
             linear = linear / col(params.exposure)
         noisy = device_camera.process(linear, _inverse_3x3(params.rgb2cam), gains, ll.preserve_highlights)
+    elif kind == 'cctv':
+        gains = device_camera.inverse_gains(params.rgb_gain, params.red_gain, params.blue_gain)
+        camera = (params.rgb2cam, _inverse_3x3(params.rgb2cam), gains)
+        noisy = device_cctv.apply(image, camera, params.exposure, params.cctv, noise.cctv, noise_cfg.low_light)
     else:
         raise ValueError(f'noise kind {kind!r} is not available on the device; use one of {NOISE_KINDS}')
     return jnp.clip(noisy, 0.0, 1.0)
