@@ -25,6 +25,9 @@ def get_config(variant: str = ""):
     c.data.ratio = "13:2:2:1"
     c.optim.weight_decay = 1e-3
     c.batch_size = 2  # the original ran batch 2 on one GPU
+    # Full-size frames: one decoded pair gives 16 crops (decoding two 720p PNGs costs ~28 ms of a host core; this
+    # keeps one core ahead of an accelerator's step; see bench/results/cpu-2core-2026-11-26-datapath.md).
+    c.data.crops_per_read = 16
     if variant == "demo":
         apply_demo(c)
     elif variant == "demo_cctv":
@@ -40,6 +43,7 @@ def apply_demo(c):
     c.data.datasets = "embedded"
     c.data.eval_datasets = "embedded"
     c.data.crop_size = 64
+    c.data.crops_per_read = 1  # the embedded photos are small: one crop per read, as the demo always did
     default.demo_model(c.model)
     c.compute_dtype = "float32"  # bf16 is slow on CPUs
     c.init.deblur = ""

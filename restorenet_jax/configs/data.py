@@ -52,6 +52,18 @@ def get_data_config() -> ml_collections.ConfigDict:
     c.num_shards = 0
     c.num_workers = 0  # grain worker processes (0 = in-process; >0 needs absl flags parsed and a __main__ guard)
     c.worker_buffer_size = 2  # batches each worker prepares ahead when num_workers > 0
+    # Where the input kinds (blur, noise) are made: 'device' = batched inside the jitted training step, sharded with
+    # the batch (the host only decodes and crops uint8); 'host' = numpy per example in the data pipeline (the
+    # reference path); 'auto' = 'device' when JAX's default backend is an accelerator, 'host' on a CPU-only machine
+    # (there XLA's CPU degradations cost more than numpy's: the demo batch ~120 ms against ~25 ms, on the same cores
+    # as the model). Noise kind 'danet' always runs on the host.
+    c.degrade_on = 'auto'
+    # Training crops cut from each decoded record: decoding dominates the host's work on large frames, so e.g. 8-16
+    # for 1280x720 sources (GoPro) multiplies the crops per second; 1 for small photos (the embedded set).
+    c.crops_per_read = 1
+    # With crops_per_read > 1: crops shuffled within windows of this many, so one batch seldom holds two crops of
+    # one read (memory: window x 2 x crop_size^2 x 3 bytes).
+    c.crop_shuffle_window = 256
     c.on_corrupt = 'skip'  # undecodable / mismatched image: 'skip' (counted warning) or 'raise'
     c.noise = get_noise_config()  # noise added on the fly for the Blur+Noise and Noise kinds
     c.blur = get_blur_config()  # synthetic blur: embedded builder, and blur kinds for noise-only pairs (SIDD)

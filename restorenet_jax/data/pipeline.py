@@ -1,14 +1,26 @@
-"""grain input pipeline: dataset mix, brightness filter, paired augmentation, the four input kinds, batching.
+"""grain input pipeline: dataset mix, brightness filter, paired augmentation, batching; the input kinds on the host
+or (default) on the device.
 
 Training (per data shard, per dataset of the mix): source records -> the shard (`ds[shard::num_shards]`, disjoint;
-one shard per process unless data.num_shards says otherwise) -> seeded shuffle, a fresh order each epoch -> infinite repeat -> per-example `random_map` (decode, filter,
-crop/flip/rot90, kind + on-the-fly degradation; rejected examples become None, which grain drops) -> weighted
-`IterDataset.mix` -> batch. Augmentation runs before degradation so the noise stays i.i.d. per pixel. Everything
-random derives from the seed (and the element index), so two runs give identical batches and
-`get_state()/set_state()` (or `grain.checkpoint.CheckpointSave/Restore` through orbax) resume exactly.
+one shard per process unless data.num_shards says otherwise) -> seeded shuffle, a fresh order each epoch -> infinite
+repeat -> per-record `random_map` (decode, filter, `crops_per_read` crops with flip/rot90, all uint8; rejected
+records become None, which grain drops) -> [crops of one read split apart and window-shuffled] -> weighted
+`IterDataset.mix` -> batch.
+
+Where the four input kinds are made is `data.degrade_on` ('auto': 'device' on an accelerator, 'host' on CPUs):
+  'device'  batches hold the uint8 crops ({'target', 'degraded', 'pair_kind'}); the jitted training step draws
+            each example's kind and degradation with `device_degrade.degrade` (see training.step). The host never
+            touches a float.
+  'host'    the reference path: each example's kind is drawn and degraded here in numpy
+            ({'input', 'target'} float32). DANet's learned noise is only available here, so it always uses it.
+Augmentation runs before degradation so the noise stays i.i.d. per pixel. Everything random derives from the seed
+(and the element index), so two runs give identical batches and `get_state()/set_state()` (or
+`grain.checkpoint.CheckpointSave/Restore` through orbax) resume exactly.
 
 Eval: every source example, in file order, in each configured kind (`eval_kinds`), optionally centre-cropped;
-noise seeded by (seed, dataset, example, kind). No brightness filter (the seed validated on dark images too).
+degraded on the host with noise seeded by (seed, dataset, example, kind), whatever `degrade_on` says (a fixed set
+of examples, made once, which every process of a multi-process run gets identical). No brightness filter (the
+seed validated on dark images too).
 """
 from __future__ import annotations
 
@@ -16,12 +28,15 @@ import dataclasses
 from typing import Any, Iterator, Sequence
 
 import grain
+import jax
 import ml_collections
 import numpy as np
 from absl import flags, logging
 
-from restorenet_jax.data import sources, transforms
+from restorenet_jax.data import device_degrade, sources, transforms
 from restorenet_jax.data.transforms import KINDS
+
+DEGRADE_ON = ('auto', 'device', 'host')
 
 
 @dataclasses.dataclass
@@ -32,7 +47,33 @@ class DataStats:
     dark: int = 0  # excluded by the brightness filter
     corrupt: int = 0  # skipped: undecodable or input/target mismatch
     small: int = 0  # skipped: smaller than the crop (small_images == 'skip')
-    kinds: dict = dataclasses.field(default_factory=lambda: {k: 0 for k in KINDS})  # examples produced per kind
+    # Examples produced per kind (host degradation only: on the device the kinds are drawn in the training step).
+    kinds: dict = dataclasses.field(default_factory=lambda: {k: 0 for k in KINDS})
+
+
+def degrades_on_device(data_cfg: ml_collections.ConfigDict) -> bool:
+    """True when training batches leave the host as uint8 crops and the training step makes the input kinds.
+
+    That is data_cfg.degrade_on == 'device' (or 'auto' with an accelerator as JAX's default backend) and the device
+    has the configured noise and blur models; DANet's learned noise stays on the host (a config asking for it on the
+    device gets the host path, with a log line).
+    """
+    where = data_cfg.get('degrade_on', 'host')
+    if where not in DEGRADE_ON:
+        raise ValueError(f'data.degrade_on must be one of {DEGRADE_ON}, got {where!r}')
+    if where == 'auto':
+        # On a CPU-only machine the "device" is the same cores, and XLA's CPU code for the camera pipeline and the
+        # blur is several times slower than numpy's (the demo batch: ~120 ms against ~25 ms).
+        where = 'host' if jax.default_backend() == 'cpu' else 'device'
+    if where == 'host':
+        return False
+    if data_cfg.noise.kind not in device_degrade.NOISE_KINDS or \
+            data_cfg.blur.kind not in device_degrade.device_blur_kinds():
+        logging.info('noise %r / blur %r: degrading on the host (the device has noise %s, blur %s)',
+                     data_cfg.noise.kind, data_cfg.blur.kind, device_degrade.NOISE_KINDS,
+                     device_degrade.device_blur_kinds())
+        return False
+    return True
 
 
 def _derive_seed(*parts: int) -> int:
@@ -45,14 +86,19 @@ def _record_name(record: dict) -> str:
 
 
 class _TrainExample:
-    """Record + rng -> {'input', 'target'} [crop, crop, 3] float32, or None when filtered/skipped."""
+    """Record + rng -> one example (crops_per_read == 1) or a list of `crops_per_read` examples, or None when
+    filtered/skipped. An example is {'target', 'degraded' uint8 [crop, crop, 3], 'pair_kind' int32} on the
+    device path, {'input', 'target' float32 [crop, crop, 3]} on the host path."""
 
     def __init__(self, data_cfg: ml_collections.ConfigDict, pair_kind: str, label: str, epoch_len: int,
-                 stats: DataStats):
+                 stats: DataStats, on_device: bool):
         self.cfg, self.pair_kind, self.label, self.stats = data_cfg, pair_kind, label, stats
         self.probs = transforms.parse_ratio(data_cfg.ratio)
         self.epoch_len = epoch_len
         self.rejected_in_row = 0
+        self.on_device = on_device
+        self.pair_code = np.int32(device_degrade.PAIR_KINDS.index(pair_kind))
+        self.crops = crops_per_read(data_cfg)
 
     def _reject(self) -> None:
         # A whole epoch without a usable example would make the infinite iterator spin forever.
@@ -63,7 +109,8 @@ class _TrainExample:
     def __call__(self, record: dict, rng: np.random.Generator) -> dict | None:
         cfg, stats = self.cfg, self.stats
         stats.seen += 1
-        pair = transforms.decode_or_skip(record, cfg.on_corrupt, f'{self.label} {_record_name(record)}')
+        pair = transforms.decode_or_skip(record, cfg.on_corrupt, f'{self.label} {_record_name(record)}',
+                                         as_float=False)
         if pair is None:
             stats.corrupt += 1
             return self._reject()
@@ -74,16 +121,43 @@ class _TrainExample:
                 logging.info('%s: %d examples excluded so far by the brightness filter (V <= %g), %d read',
                              self.label, stats.dark, cfg.brightness_threshold, stats.seen)
             return self._reject()
-        cropped = transforms.random_crop_pair(inp, tgt, cfg.crop_size, rng, cfg.small_images)
-        if cropped is None:
+        if cfg.small_images == 'skip' and min(tgt.shape[:2]) < cfg.crop_size:
             stats.small += 1
             return self._reject()
-        inp, tgt = transforms.random_flip_rot(*cropped, rng, cfg.random_flip, cfg.random_rot90)
-        kind = transforms.draw_kind(rng, self.probs)
-        stats.kinds[kind] += 1
         self.rejected_in_row = 0
-        x = transforms.degrade(inp, tgt, kind, self.pair_kind, rng, cfg)
-        return {'input': np.asarray(x, np.float32), 'target': np.asarray(tgt, np.float32)}
+        if self.crops == 1:
+            return self._example(inp, tgt, rng)
+        return [self._example(inp, tgt, rng) for _ in range(self.crops)]  # a list: no copy into a stacked array
+
+    def _example(self, inp: np.ndarray, tgt: np.ndarray, rng: np.random.Generator) -> dict:
+        cfg = self.cfg
+        inp, tgt = transforms.random_crop_pair(inp, tgt, cfg.crop_size, rng, cfg.small_images)
+        inp, tgt = transforms.random_flip_rot(inp, tgt, rng, cfg.random_flip, cfg.random_rot90)
+        if self.on_device:
+            return {'target': tgt, 'degraded': inp, 'pair_kind': self.pair_code}
+        kind = transforms.draw_kind(rng, self.probs)
+        self.stats.kinds[kind] += 1
+        tgt = transforms.to_float(tgt)
+        x = transforms.degrade(transforms.to_float(inp), tgt, kind, self.pair_kind, rng, cfg)
+        return {'input': np.asarray(x, np.float32), 'target': tgt}
+
+
+class _SplitCrops(grain.experimental.FlatMapTransform):
+    """The list of one read's crops -> separate examples."""
+
+    def __init__(self, crops: int):
+        self.max_fan_out = crops
+
+    def flat_map(self, element: list[dict]) -> list[dict]:
+        return element
+
+
+def crops_per_read(data_cfg: ml_collections.ConfigDict) -> int:
+    """Training crops cut from each decoded record (data.crops_per_read, at least 1)."""
+    crops = int(data_cfg.get('crops_per_read', 1))
+    if crops < 1:
+        raise ValueError(f'data.crops_per_read must be >= 1, got {crops}')
+    return crops
 
 
 def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, seed: int, global_batch_size: int,
@@ -91,9 +165,12 @@ def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, seed: int, globa
                         stats: DataStats | None = None) -> grain.DatasetIterator:
     """Infinite iterator of training batches for this process.
 
-    Yields {'input': [b, H, W, 3] float32, 'target': [b, H, W, 3] float32} in [0, 1], b = global_batch_size //
-    process_count, H = W = data_cfg.crop_size. The iterator has get_state()/set_state() and works with
-    grain.checkpoint.CheckpointSave/CheckpointRestore. `stats` (optional) receives in-process counters.
+    Yields, with b = global_batch_size // process_count and H = W = data_cfg.crop_size, when
+    `degrades_on_device(data_cfg)`: {'target': [b, H, W, 3] uint8, 'degraded': [b, H, W, 3] uint8 (the record's
+    blurred or noisy image, or the target again for clean records), 'pair_kind': [b] int32 codes into
+    device_degrade.PAIR_KINDS}; otherwise {'input': [b, H, W, 3] float32, 'target': [b, H, W, 3] float32} in
+    [0, 1]. The iterator has get_state()/set_state() and works with grain.checkpoint.CheckpointSave/
+    CheckpointRestore. `stats` (optional) receives in-process counters.
 
     The data is split into `data_cfg.num_shards` disjoint shards (0: one per process), each with its own seeded
     order and a slice of every global batch; a process reads the shards of its share and joins their slices. With
@@ -109,16 +186,18 @@ def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, seed: int, globa
     if data_cfg.on_corrupt not in ('skip', 'raise'):
         raise ValueError(f"on_corrupt must be 'skip' or 'raise', got {data_cfg.on_corrupt!r}")
     stats = stats if stats is not None else DataStats()
+    on_device = degrades_on_device(data_cfg)
     per_process = num_shards // process_count
     shards = range(process_index * per_process, (process_index + 1) * per_process)
-    iterators = [_shard_iterator(data_cfg, seed, global_batch_size // num_shards, shard, num_shards, stats)
-                 for shard in shards]
+    iterators = [_shard_iterator(data_cfg, seed, global_batch_size // num_shards, shard, num_shards, stats,
+                                 on_device) for shard in shards]
     return iterators[0] if len(iterators) == 1 else _JoinedShards(iterators)
 
 
 def _shard_iterator(data_cfg: ml_collections.ConfigDict, seed: int, batch_size: int, shard: int, num_shards: int,
-                    stats: DataStats) -> grain.DatasetIterator:
+                    stats: DataStats, on_device: bool) -> grain.DatasetIterator:
     datasets, weights = [], []
+    crops = crops_per_read(data_cfg)
     for i, spec in enumerate(sources.parse_specs(data_cfg.datasets)):
         if spec.weight == 0:
             continue
@@ -131,8 +210,15 @@ def _shard_iterator(data_cfg: ml_collections.ConfigDict, seed: int, batch_size: 
         if data_cfg.shuffle:
             ds = ds.shuffle()  # grain reshuffles each epoch of the repeat with a per-epoch seed
         ds = ds.repeat()
-        ds = ds.random_map(_TrainExample(data_cfg, sources.pair_kind(spec), spec.label, len(source), stats))
-        datasets.append(ds.to_iter_dataset())
+        ds = ds.random_map(_TrainExample(data_cfg, sources.pair_kind(spec), spec.label, len(source), stats,
+                                         on_device)).to_iter_dataset()
+        if crops > 1:
+            # Several crops per decode make a large frame's decoding cost shared; the window shuffle spreads them
+            # over several batches (and is replayed exactly on restore).
+            ds = grain.experimental.FlatMapIterDataset(ds, _SplitCrops(crops))
+            ds = grain.experimental.WindowShuffleIterDataset(ds, window_size=int(data_cfg.crop_shuffle_window),
+                                                             seed=_derive_seed(seed, i, shard, 1))
+        datasets.append(ds)
         weights.append(spec.weight)
     ds = datasets[0] if len(datasets) == 1 else grain.IterDataset.mix(datasets, weights)
     ds = ds.batch(batch_size, drop_remainder=True)
@@ -201,12 +287,12 @@ def iter_eval_examples(data_cfg: ml_collections.ConfigDict, opened: Sequence[tup
         skipped = 0
         for i in range(n):
             record = source[i]
-            pair = transforms.decode_or_skip(record, data_cfg.on_corrupt, f'{spec.label} {_record_name(record)}')
+            pair = transforms.decode_or_skip(record, data_cfg.on_corrupt, f'{spec.label} {_record_name(record)}',
+                                             as_float=False)
             if pair is None:
                 skipped += 1
                 continue
-            inp, tgt = pair
-            inp, tgt = transforms.center_crop(inp, data_cfg.eval_crop), transforms.center_crop(tgt, data_cfg.eval_crop)
+            inp, tgt = (transforms.to_float(transforms.center_crop(a, data_cfg.eval_crop)) for a in pair)
             for kind in kinds:
                 rng = np.random.default_rng([seed, d, i, KINDS.index(kind)])
                 x = transforms.degrade(inp, tgt, kind, sources.pair_kind(spec), rng, data_cfg)

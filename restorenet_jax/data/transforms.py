@@ -1,11 +1,14 @@
 """Per-example transforms: decoding, the brightness filter, paired augmentation, the four input kinds.
 
-All numpy, per image [H, W, 3] float32 in [0, 1]; randomness only from an explicit np.random.Generator.
+All numpy, per image [H, W, 3]; randomness only from an explicit np.random.Generator. Decoding, the filter, crops
+and flips work on uint8 (the host stage never needs floats when the degradations run on the device); `degrade`
+and the float helpers take float32 in [0, 1].
 """
 from __future__ import annotations
 
 import io
 
+import imagecodecs
 import ml_collections
 import numpy as np
 from absl import logging
@@ -35,34 +38,65 @@ def draw_kind(rng: np.random.Generator, probs: np.ndarray) -> str:
     return KINDS[int(rng.choice(len(KINDS), p=probs))]
 
 
-def decode_png(data: bytes) -> np.ndarray:
-    """PNG/any PIL-readable bytes -> float32 [H, W, 3] in [0, 1]; raises CorruptImageError."""
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """PNG/any PIL-readable bytes -> uint8 [H, W, 3]; raises CorruptImageError.
+
+    8-bit RGB (and palette) PNGs go through libpng (imagecodecs): about twice as fast as PIL on 720p frames, which
+    matters because decoding is most of the host stage's work. Everything else (JPEG, grey, alpha, 16-bit) goes
+    through PIL's RGB conversion.
+    """
+    if data[:8] == _PNG_SIGNATURE:
+        try:
+            array = imagecodecs.png_decode(data)
+        except Exception as e:  # imagecodecs raises its own error types for bad or truncated streams
+            raise CorruptImageError(f'corrupt or truncated PNG image ({e})') from e
+        if array.dtype == np.uint8 and array.ndim == 3 and array.shape[-1] == 3:
+            return array
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()  # forces a full decode: truncated files fail here, not later
-            array = np.asarray(im.convert('RGB'))
+            return np.asarray(im.convert('RGB'))
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError...) for bad bytes
         raise CorruptImageError(str(e)) from e
-    return array.astype(np.float32) / 255.0
 
 
-def decode_pair(record: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Decode a record's input and target; raises CorruptImageError if either fails or their shapes differ.
+def to_float(image: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] -> float32 [0, 1] (float images are returned as float32 unchanged)."""
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    return np.asarray(image, np.float32)
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """PNG/any PIL-readable bytes -> float32 [H, W, 3] in [0, 1]; raises CorruptImageError."""
+    return to_float(decode_image(data))
+
+
+def decode_pair(record: dict, as_float: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a record's input and target (float32 in [0, 1], or uint8 with as_float=False); raises
+    CorruptImageError if either fails or their shapes differ.
 
     An empty input (own clean folders, pair kind 'clean') stands for the target itself, decoded once.
     """
-    tgt = decode_png(record['target'])
-    inp = decode_png(record['input']) if len(record['input']) else tgt
+    tgt = decode_image(record['target'])
+    inp = decode_image(record['input']) if len(record['input']) else tgt
     if inp.shape != tgt.shape:
         raise CorruptImageError(f'input {inp.shape} and target {tgt.shape} differ')
-    return inp, tgt
+    if not as_float:
+        return inp, tgt
+    tgt_f = to_float(tgt)
+    return (tgt_f if inp is tgt else to_float(inp)), tgt_f
 
 
-def decode_or_skip(record: dict, on_corrupt: str, where: str) -> tuple[np.ndarray, np.ndarray] | None:
+def decode_or_skip(record: dict, on_corrupt: str, where: str,
+                   as_float: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
     """decode_pair under the `on_corrupt` policy: 'raise' re-raises CorruptImageError; 'skip' logs a warning naming
     `where` and returns None (the caller counts the skip)."""
     try:
-        return decode_pair(record)
+        return decode_pair(record, as_float)
     except CorruptImageError as e:
         if on_corrupt == 'raise':
             raise
@@ -71,8 +105,12 @@ def decode_or_skip(record: dict, on_corrupt: str, where: str) -> tuple[np.ndarra
 
 
 def mean_value(image: np.ndarray) -> float:
-    """Mean HSV value V of an image [H, W, 3]: max over RGB per pixel, mean over pixels."""
-    return float(image.max(axis=-1).mean())
+    """Mean HSV value V in [0, 1] of an image [H, W, 3] (uint8, or float in [0, 1]): max over RGB per pixel, mean
+    over pixels."""
+    # Two elementwise maxima instead of a reduction over the 3-long last axis: 20x faster on a 720p frame.
+    v = np.maximum(np.maximum(image[..., 0], image[..., 1]), image[..., 2])
+    mean = float(v.mean(dtype=np.float64))
+    return mean / 255.0 if image.dtype == np.uint8 else mean
 
 
 def is_dark(image: np.ndarray, threshold: float) -> bool:

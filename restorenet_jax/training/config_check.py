@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import ml_collections
 
-from restorenet_jax.data import degradations, transforms
+from restorenet_jax.data import degradations, pipeline, transforms
 from restorenet_jax.training import losses, optim
 
 DTYPES = ("float32", "bfloat16")
@@ -77,6 +77,9 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "data.blur.kind": _one_of(degradations.BLUR_KINDS),
     "data.eval_kinds": _kinds,
     "data.num_shards": _at_least(0),
+    "data.degrade_on": _one_of(pipeline.DEGRADE_ON),
+    "data.crops_per_read": _at_least(1),
+    "data.crop_shuffle_window": _at_least(1),
     "cluster.initialization_timeout_s": _at_least(1),
     "cluster.heartbeat_timeout_s": _at_least(1),
     "cluster.shutdown_timeout_s": _at_least(1),

@@ -22,7 +22,8 @@ from restorenet_jax.models.restorenet import build_model
 from restorenet_jax.training import checkpoints, optim, sharding
 from restorenet_jax.training.losses import get_loss
 from restorenet_jax.training.metric_writer import MetricWriter
-from restorenet_jax.training.step import TrainState, create_train_state, eval_params, make_train_step
+from restorenet_jax.training.step import (TrainState, create_train_state, eval_params, make_device_inputs,
+                                           make_train_step)
 
 MakeIter = Callable[..., Any]
 
@@ -74,9 +75,14 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
 
     model = build_model(arch, dtype=jnp.dtype(config.compute_dtype))
     loss_fn = get_loss(config.loss)
+    # Degradations on the device: made inside each jitted step from the host's uint8 crops (a batch the iterator
+    # already degraded passes through).
+    prepare = make_device_inputs(config.data, config.seed, sharding.batch_sharding(mesh)) \
+        if pipeline.degrades_on_device(config.data) else None
     step_fns = {}
     for phase, _ in phases:
-        fn = make_train_step(model, loss_fn, tx, schedule, labels, phase, trainable_any, config.optim.ema_decay)
+        fn = make_train_step(model, loss_fn, tx, schedule, labels, phase, trainable_any, config.optim.ema_decay,
+                             prepare)
         step_fns[phase] = jax.jit(fn, in_shardings=(state_sh, sharding.batch_sharding(mesh)),
                                   out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=0)
 
@@ -86,9 +92,12 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
     total = config.num_train_steps
     bar = tqdm(total=total, initial=start, desc=f"train {workdir.name}", disable=not is_main, dynamic_ncols=True)
     t_last, s_last = time.perf_counter(), start
+    data_s = 0.0  # seconds spent getting batches since the last log (the host's share of the step time)
     try:
         for step in range(start, total):
+            t_data = time.perf_counter()
             batch = sharding.global_batch(mesh, next(data_iter))
+            data_s += time.perf_counter() - t_data
             state, metrics = step_fns[optim.phase_at(phases, step)](state, batch)
             done = step + 1
             bar.update(1)
@@ -96,9 +105,9 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
                 m = jax.device_get(metrics)
                 now = time.perf_counter()
                 dt = (now - t_last) / max(done - s_last, 1)
-                t_last, s_last = now, done
                 m.update(step_time_s=dt, images_per_s=config.batch_size / dt,
-                         nonfinite_total=int(state.nonfinite_total))
+                         data_time_s=data_s / max(done - s_last, 1), nonfinite_total=int(state.nonfinite_total))
+                t_last, s_last, data_s = now, done, 0.0
                 writer.scalars(done, m)
                 bar.set_postfix(loss=f"{m['loss']:.3f}", psnr=f"{m['psnr']:.2f}", lr=f"{m['learning_rate']:.1e}")
                 _check_finite(state, config, done)

@@ -4,6 +4,10 @@ Frozen groups enter the forward pass through `stop_gradient` and are not differe
 stage 'extra' runs the backbones forward only; they have no optimiser moments and no EMA copy either (the state
 holds those for the ever-trainable groups only, see `param_tree`). A non-finite loss or gradient skips the update
 (parameters, moments and EMA unchanged) and is counted by the optimiser's `apply_if_finite` state.
+
+With the degradations on the device (data.degrade_on), the step receives the host's uint8 crops and makes the
+network inputs first (`make_device_inputs`), inside the same jitted program and sharded like the batch; the key is
+a function of (seed, state.step), so a resumed run draws the same degradations.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from restorenet_jax.data import device_degrade
 from restorenet_jax.training import optim, param_tree
 from restorenet_jax.training.losses import batch_psnr
 
@@ -56,9 +61,36 @@ def eval_params(state: TrainState) -> Any:
     return state.params if state.ema_params is None else param_tree.overlay(state.params, state.ema_params)
 
 
+PrepareBatch = Callable[[dict, jax.Array], dict]
+
+
+def make_device_inputs(data_cfg: Any, seed: int, sharding: Any = None) -> PrepareBatch:
+    """`prepare(batch, step) -> {'input', 'target'}`: the network inputs made on the device from the host's crops.
+
+    A batch of uint8 crops ({'target', 'degraded', 'pair_kind'}, see data.pipeline) becomes float32 inputs of the
+    four kinds drawn with data_cfg.ratio (`device_degrade.degrade`, key `step_key(seed, step)`) and float32
+    targets; a batch that already holds 'input' (host degradation, test iterators) passes through unchanged.
+    Every operation is per example, so the work stays with each device's slice of the batch; `sharding` (the
+    batch sharding) pins the results there.
+    """
+
+    def prepare(batch: dict, step: jax.Array) -> dict:
+        if "degraded" not in batch:
+            return batch
+        inputs, _ = device_degrade.degrade(batch["target"], batch["degraded"], device_degrade.step_key(seed, step),
+                                           data_cfg, batch["pair_kind"])
+        out = {"input": inputs, "target": device_degrade.to_float(batch["target"])}
+        if sharding is not None:
+            out = jax.lax.with_sharding_constraint(out, sharding)
+        return out
+
+    return prepare
+
+
 def make_train_step(model: nn.Module, loss_fn: Callable, tx: optax.GradientTransformation,
                     schedule: optax.Schedule, labels: Any, trainable: frozenset, ever_trainable: set[str],
-                    ema_decay: float) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+                    ema_decay: float, prepare_batch: PrepareBatch | None = None
+                    ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
     """Builds `train_step(state, batch) -> (state, metrics)` for one phase (`trainable` groups).
 
     Args:
@@ -66,11 +98,15 @@ def make_train_step(model: nn.Module, loss_fn: Callable, tx: optax.GradientTrans
       tx: from optim.make_optimizer over `ever_trainable` (direction only); schedule: learning rate by step.
       trainable: this phase's groups (a subset of `ever_trainable`).
       ema_decay: EMA of the trained parameters (used only if the state carries ema_params).
+      prepare_batch: optional `(batch, state.step) -> {'input', 'target'}` run first, inside the step (e.g.
+        `make_device_inputs`); None: the batch already holds float 'input' and 'target'.
     """
     phase_mask = optim.trainable_mask(labels, trainable)
     ever_mask = optim.trainable_mask(labels, ever_trainable)
 
     def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+        if prepare_batch is not None:
+            batch = prepare_batch(batch, state.step)
         frozen = jax.tree_util.tree_map(jax.lax.stop_gradient, state.params)
 
         def compute_loss(train_part):

@@ -45,6 +45,7 @@ def data_cfg(tmp_path):
     emb.min_size, emb.max_size, emb.margin = 20, 28, 8
     emb.min_scale, emb.max_scale = 0.05, 0.1
     cfg.blur.motion.size_range = (3, 7)  # small kernels: tiny images, fast tests
+    cfg.degrade_on = 'host'  # float batches degraded in numpy (test_device_path.py covers the device path)
     return cfg
 
 

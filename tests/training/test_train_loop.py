@@ -43,7 +43,12 @@ class NanInjector:
 
 
 def _injecting(poison_from, poison_to):
-    return lambda cfg, **kw: NanInjector(pipeline.make_train_iterator(cfg, **kw), poison_from, poison_to)
+    def make(cfg, **kw):
+        cfg = cfg.copy_and_resolve_references()
+        cfg.degrade_on = "host"  # float inputs that can hold a NaN (the step passes degraded batches through)
+        return NanInjector(pipeline.make_train_iterator(cfg, **kw), poison_from, poison_to)
+
+    return make
 
 
 def _metrics(workdir):

@@ -12,6 +12,7 @@ def tiny_config(**overrides):
     c.model.extra.dec_blk_nums = (1, 1)
     c.model.train_size = (16, 16)
     c.data.crop_size = 16
+    c.data.degrade_on = "device"  # the training tests exercise the device path on CPUs too ('auto' picks host)
     c.data.eval_crop = 32
     c.eval.limit = 2
     c.data.eval_kinds = "blur_noise"
