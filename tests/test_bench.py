@@ -166,3 +166,12 @@ def test_profile_summarises_a_trace_and_keeps_the_hlo(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         profile.main(["--quick", "--entry", "infer/nope/float32", "--out", str(tmp_path)])
     assert exc.value.code == 2
+
+
+def test_compile_only_reports_compile_figures_without_running(tmp_path, capsys):
+    assert harness.main(["--quick", "--compile-only", "--only", "train/tiny_baseline-full/b2",
+                         "--out", str(tmp_path / "co")]) == 0
+    (entry,) = json.loads((tmp_path / "co.json").read_text())["train"]
+    assert entry["lower_s"] > 0 and entry["compile_s"] > 0 and entry["program_bytes"] > 0
+    assert "ms" not in entry and "median_s" not in entry  # nothing was run
+    assert not json.loads((tmp_path / "co.json").read_text())["torch_train"]

@@ -6,7 +6,8 @@ Runs unchanged on CPU, GPU and TPU (the device is whatever JAX picks). The full 
 an accelerator; on a CPU pick a subset with --only (fnmatch patterns over entry names such as `infer/demo/float32`,
 `train/gopro64-full/b8`, `torch-infer/gopro64/float32`; `--list` prints them) and fewer --iters. Every timing is
 the median of --iters device-synchronised calls (block_until_ready) after warm-up; compile time is split into
-lowering and XLA compilation. Results go to stdout as a Markdown table and, with --out, to FILE.json + FILE.md.
+lowering and XLA compilation (`--compile-only` measures just that, e.g. full-size training steps on a CPU).
+Results go to stdout as a Markdown table and, with --out, to FILE.json + FILE.md, rewritten after every entry.
 """
 from __future__ import annotations
 
@@ -116,6 +117,8 @@ def bench_infer(model_name: str, arch: ModelArch, dtype: str, size: tuple[int, i
     params = random_params(arch, cfg.seed)
     x = jax.random.uniform(jax.random.PRNGKey(cfg.seed), (1, *size, 3), jnp.float32)
     compiled, compile_figs = compile_timed(jax.jit(lambda p, v: model.apply({"params": p}, v)), params, x)
+    if cfg.get("compile_only", False):
+        return {"model": model_name, "dtype": dtype, "shape": [1, *size, 3], **compile_figs}
     timing = time_calls(lambda: compiled(params, x), cfg.warmup, cfg.iters)
     entry = {"model": model_name, "dtype": dtype, "shape": [1, *size, 3], **compile_figs, **timing,
              "ms": 1e3 * timing["median_s"], "fps": 1.0 / timing["median_s"]}
@@ -157,6 +160,9 @@ def bench_train(model_name: str, arch: ModelArch, stage: str, batch: int, cfg: A
     step, state, data = train_program(arch, stage, batch, cfg)
     _, trainable = train_setup(arch, stage, cfg.optim)
     compiled, compile_figs = compile_timed(jax.jit(step, donate_argnums=0), state, data)
+    if cfg.get("compile_only", False):
+        return {"model": model_name, "stage": stage, "trainable": sorted(trainable), "dtype": cfg.train_dtype,
+                "batch": batch, "shape": [batch, size, size, 3], **compile_figs}
     holder = [state]
 
     def call():
@@ -247,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-size", type=int, help="square training crop (default 256)")
     p.add_argument("--batches", type=int, nargs="+", help="training batch sizes (default 8 32)")
     p.add_argument("--torch-threads", type=int, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--compile-only", action="store_true",
+                   help="lower and compile each entry without running it (compile time and program size only; "
+                   "e.g. full-size training steps on a CPU)")
     p.add_argument("--label", default="", help="free text stored in the results (e.g. 'CPU subset, 3 iters')")
     args = p.parse_args(argv)
     from restorenet_jax.configs import bench as bench_config
@@ -262,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
             p.exit(2, f"error: --{field.replace('_', '-')} must be >= {smallest}, got {value}\n")
         cfg[field] = tuple(value) if isinstance(value, (list, tuple)) else value
     cfg.label = args.label
+    cfg.compile_only = args.compile_only
     cfg.suite = "quick" if args.quick else "full"
-    with_torch = not args.no_torch and cfg.torch
+    with_torch = not args.no_torch and cfg.torch and not args.compile_only  # PyTorch eager has nothing to compile
     if with_torch:
         # JAX would otherwise take most of a GPU's memory up front and leave PyTorch's entries none (set before
         # JAX first touches a device; an explicit setting in the environment wins).
