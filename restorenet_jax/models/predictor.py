@@ -148,7 +148,7 @@ class Predictor:
         """Predicts with `params` from now on: host arrays are uploaded once; device arrays (e.g. a training
         state's, replicated or sharded) are used where they are, without a copy. Parameters of the same shapes and
         placement reuse the compiled programs."""
-        placed = jax.tree_util.tree_map(_local, dict(params))
+        placed = jax.tree_util.tree_map(local_array, dict(params))
         leaves, treedef = jax.tree_util.tree_flatten(placed)
         # Programs are compiled for the parameters' shapes and placement: part of every program's key.
         signature = (treedef, tuple((a.shape, a.dtype, a.sharding) for a in leaves))
@@ -269,8 +269,9 @@ def _pad_bottom_right(x: np.ndarray | jax.Array, h: int, w: int) -> np.ndarray |
     return jnp.pad(x, pad) if isinstance(x, jax.Array) else np.pad(x, pad)
 
 
-def _local(a: Any) -> jax.Array:
-    """A parameter as an array this process can compute with, copied only when it must be."""
+def local_array(a: Any) -> jax.Array:
+    """A parameter as an array this process can compute with, copied only when it must be. Collective for an
+    array sharded across processes (every process must call it)."""
     if not isinstance(a, jax.Array):
         return jax.device_put(np.asarray(a))
     if a.is_fully_addressable:

@@ -13,6 +13,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from restorenet_jax.models.predictor import local_array
+
 
 def is_main() -> bool:
     """True on the process that writes plain files (process 0)."""
@@ -34,16 +36,7 @@ def host_tree(tree: Any) -> Any:
     (a collective all-gather), which is why no process may skip this call even if it only needs the result on
     process 0.
     """
-    def one(a):
-        if isinstance(a, jax.Array) and not a.is_fully_addressable:
-            if a.is_fully_replicated:
-                return np.asarray(a.addressable_data(0), np.float32)
-            from jax.experimental import multihost_utils
-
-            return np.asarray(multihost_utils.process_allgather(a, tiled=True), np.float32)
-        return np.asarray(a, np.float32)
-
-    return jax.tree_util.tree_map(one, tree)
+    return jax.tree_util.tree_map(lambda a: np.asarray(local_array(a), np.float32), tree)
 
 
 def sum_over_processes(values: np.ndarray) -> np.ndarray:

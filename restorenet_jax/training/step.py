@@ -113,8 +113,8 @@ def make_train_step(model: nn.Module, loss_fn: Callable, tx: optax.GradientTrans
             pred = model.apply({"params": param_tree.overlay(frozen, train_part)}, batch["input"])
             return loss_fn(pred, batch["target"]), pred
 
-        (loss, pred), grads = jax.value_and_grad(compute_loss, has_aux=True)(
-            param_tree.prune(state.params, phase_mask))
+        train_part = param_tree.prune(state.params, phase_mask)
+        (loss, pred), grads = jax.value_and_grad(compute_loss, has_aux=True)(train_part)
         grad_norm = optax.global_norm(grads)
         # A non-finite loss with finite gradients must be skipped too: poison the gradients apply_if_finite checks.
         grads = jax.tree_util.tree_map(lambda g: jnp.where(jnp.isfinite(loss), g, jnp.nan), grads)
@@ -127,8 +127,7 @@ def make_train_step(model: nn.Module, loss_fn: Callable, tx: optax.GradientTrans
         opt_state = optim.with_group_states(opt_state, {**optim.group_states(opt_state), **resting})
 
         lr = schedule(state.step)
-        new_part = jax.tree_util.tree_map(lambda p, u: (p - lr * u).astype(p.dtype),
-                                          param_tree.prune(state.params, phase_mask),
+        new_part = jax.tree_util.tree_map(lambda p, u: (p - lr * u).astype(p.dtype), train_part,
                                           param_tree.prune(updates, param_tree.prune(phase_mask, ever_mask)))
         params = param_tree.overlay(state.params, new_part)
         finite = opt_state.last_finite
