@@ -63,7 +63,7 @@ def test_quick_run_has_every_section_and_renders(tmp_path):
     saved = []
     results = harness.run(cfg, None, with_torch=with_torch, progress=False, on_entry=saved.append)
     # After every entry the results so far are handed out (a killed run keeps what finished), marked partial.
-    timed_entries = sum(len(results[s]) for s in ("infer", "train", "torch_infer", "torch_train"))
+    timed_entries = sum(len(results[s]) for s in ("infer", "train", "degrade", "torch_infer", "torch_train"))
     assert len(saved) == timed_entries and all(p["meta"]["partial"] for p in saved)
     assert [len(p["infer"]) for p in saved[:2]] == [1, 2] and "partial" not in results["meta"]
     assert "**Partial:**" in report.to_markdown(saved[0])
@@ -77,6 +77,12 @@ def test_quick_run_has_every_section_and_renders(tmp_path):
         assert entry["tflops_per_s"] > 0
     for entry in results["train"]:
         assert entry["images_per_s"] == pytest.approx(entry["batch"] / entry["median_s"])
+    # The device degradations: one entry per (noise, blur) and batch, timed like the rest, with a table.
+    assert len(results["degrade"]) == len(cfg.degrade) * len(cfg.train_batches)
+    for entry in results["degrade"]:
+        assert "error" not in entry and 0 < entry["min_s"] <= entry["median_s"] and entry["peak_memory"]["bytes"] > 0
+        assert entry["shape"] == [entry["batch"], cfg.train_size, cfg.train_size, 3] and entry["program_bytes"] > 0
+    assert "## Device degradations" in report.to_markdown(results)
     extra = next(e for e in results["train"] if e["stage"] == "extra")
     assert extra["trainable"] == ["extra"]
     if with_torch:

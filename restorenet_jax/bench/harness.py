@@ -31,6 +31,7 @@ from restorenet_jax.bench import flops
 from restorenet_jax.training import optim
 from restorenet_jax.training.losses import get_loss
 from restorenet_jax.models.arch import ModelArch
+from restorenet_jax.models.predictor import cast_conv_weights
 from restorenet_jax.models.restorenet import abstract_params, build_model
 from restorenet_jax.training.step import create_train_state, make_train_step
 
@@ -112,9 +113,9 @@ def _rate_figures(flop: float, seconds: float, dtype: str) -> dict:
 
 
 def bench_infer(model_name: str, arch: ModelArch, dtype: str, size: tuple[int, int], cfg: Any) -> dict:
-    """Latency of one [1, H, W, 3] forward (compute `dtype`, float32 params)."""
+    """Latency of one [1, H, W, 3] forward (compute `dtype`; convolution weights in it, as the Predictor holds them)."""
     model = build_model(arch, dtype=jnp.dtype(dtype))
-    params = random_params(arch, cfg.seed)
+    params = cast_conv_weights(jax.device_put(random_params(arch, cfg.seed)), jnp.dtype(dtype))
     x = jax.random.uniform(jax.random.PRNGKey(cfg.seed), (1, *size, 3), jnp.float32)
     compiled, compile_figs = compile_timed(jax.jit(lambda p, v: model.apply({"params": p}, v)), params, x)
     if cfg.get("compile_only", False):
@@ -179,6 +180,22 @@ def bench_train(model_name: str, arch: ModelArch, stage: str, batch: int, cfg: A
     return entry
 
 
+def bench_degrade(noise_kind: str, blur_kind: str, batch: int, cfg: Any) -> dict:
+    """Time of the device degradations (four input kinds by the ratio) on a [batch, S, S, 3] uint8 batch."""
+    from restorenet_jax.bench.degrade_cost import degrade_program  # late: only this entry needs the data package
+
+    size = cfg.train_size
+    jitted, args = degrade_program(noise_kind, blur_kind, batch, size, cfg.seed)
+    compiled, compile_figs = compile_timed(jitted, *args)
+    entry = {"noise": noise_kind, "blur": blur_kind, "batch": batch, "shape": [batch, size, size, 3],
+             **compile_figs}
+    if cfg.get("compile_only", False):
+        return entry
+    timing = time_calls(lambda: compiled(*args), cfg.warmup, cfg.iters)
+    return {**entry, **timing, "ms": 1e3 * timing["median_s"], "images_per_s": batch / timing["median_s"],
+            "peak_memory": peak_memory()}
+
+
 def plan(cfg: Any, with_torch: bool) -> list[tuple[str, str, Callable[[], dict]]]:
     """Every benchmark of the suite as (section, entry name, thunk), in run order."""
     archs = {name: ModelArch.from_dict(m.to_dict()) for name, m in cfg.models.items()}
@@ -191,6 +208,10 @@ def plan(cfg: Any, with_torch: bool) -> list[tuple[str, str, Callable[[], dict]]
         for batch in cfg.train_batches:
             jobs.append(("train", f"train/{name}-{stage}/b{batch}",
                          lambda n=name, s=stage, b=batch: bench_train(n, archs[n], s, b, cfg)))
+    for noise_kind, blur_kind in cfg.get("degrade", ()):
+        for batch in cfg.train_batches:
+            jobs.append(("degrade", f"degrade/{noise_kind}-{blur_kind}/b{batch}",
+                         lambda n=noise_kind, k=blur_kind, b=batch: bench_degrade(n, k, b, cfg)))
     if with_torch:
         from restorenet_jax.bench import torch_reference
 
@@ -210,7 +231,7 @@ def run(cfg: Any, only: list[str] | None, with_torch: bool, progress: bool = Tru
     if not jobs:
         raise ValueError(f"no benchmark matches --only {only}")
     results: dict = {"meta": report.metadata(cfg, with_torch),
-                     "infer": [], "train": [], "torch_infer": [], "torch_train": []}
+                     "infer": [], "train": [], "degrade": [], "torch_infer": [], "torch_train": []}
     from tqdm import tqdm
 
     for section, name, thunk in tqdm(jobs, desc="bench", disable=not progress, file=sys.stderr):

@@ -138,6 +138,11 @@ def to_markdown(results: dict) -> str:
         lines += ["## Training step (JAX: AdamW, PSNR loss, donated state)", ""] + _table(results["train"], [
             ("model", "model"), ("stage", "stage"), ("trainable", lambda e: ",".join(e["trainable"])),
             ("dtype", "dtype"), ("batch", _shape), ("images/s", "images_per_s")] + common) + [""]
+    if results.get("degrade"):
+        lines += ["## Device degradations (inputs made in the training step; jitted alone, uint8 batch)", ""] + _table(
+            results["degrade"], [("noise", "noise"), ("synthetic blur", "blur"), ("batch", _shape),
+                                 ("images/s", "images_per_s"), ("ms (median)", "ms"), ("compile s (lower + XLA)",
+                                 _compile), ("program MiB", lambda e: _mb(e, "program_bytes"))]) + [""]
     torch_cols = [("ms (median)", "ms"), ("peak MiB", lambda e: _mb(e, "peak")), ("GFLOP", "gflop")]
     if results["torch_infer"]:
         lines += ["## Inference (PyTorch reference, eager)", ""] + _table(results["torch_infer"], [

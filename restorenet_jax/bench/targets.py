@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 
 
 def _entries(results: Mapping[str, Any]) -> dict[str, dict]:
-    return {e["name"]: e for section in ("infer", "train") for e in results.get(section, []) if "error" not in e}
+    return {e["name"]: e for section in ("infer", "train", "degrade") for e in results.get(section, []) if "error" not in e}
 
 
 def _describe(target: Mapping[str, Any]) -> str:

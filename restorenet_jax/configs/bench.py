@@ -50,6 +50,9 @@ def get_config(variant: str = ""):
     c.train_batches = (8, 32)  # images per step
     c.train_size = 256  # square training crop
     c.train_dtype = "bfloat16"  # compute dtype of the train steps (as configs/default.py)
+    # Device degradations (data.device_degrade) as (noise kind, synthetic blur kind), timed at each train batch and
+    # train_size on a uint8 batch: the work `make_device_inputs` adds to every training step.
+    c.degrade = (("low_light", "motion"), ("cctv", "motion"))
     c.warmup = 3  # untimed calls after compilation
     c.iters = 20  # timed calls; the median is reported (at least 20 for a stable median)
     c.torch_threads = 0  # torch CPU intra-op threads (0: torch's default); 1 avoids spin-waits on a busy CPU
@@ -68,6 +71,9 @@ def get_config(variant: str = ""):
         # Frozen branches cost a forward pass only: a stage-`extra` step is at most 1.2x a backbone step.
         dict(entry="train/restorenet64-extra/b8", over="train/gopro64-full/b8", field="ms", max=1.2),
         dict(entry="train/restorenet64-extra/b32", over="train/gopro64-full/b32", field="ms", max=1.2),
+        # Making the inputs on the device costs at most 5 % of the step it feeds (same device, same batch).
+        dict(entry="degrade/low_light-motion/b8", over="train/restorenet64-extra/b8", field="ms", max=0.05),
+        dict(entry="degrade/cctv-motion/b8", over="train/restorenet64-extra/b8", field="ms", max=0.05),
     )
     if variant == "quick":
         _apply_quick(c)
@@ -88,6 +94,7 @@ def _apply_quick(c):
     c.train = (("tiny_restorenet", "extra"), ("tiny_baseline", "full"))
     c.train_batches = (2,)
     c.train_size = 16
+    c.degrade = (("gaussian", "uniform"),)
     c.train_dtype = "float32"  # XLA:CPU compiles bf16 train steps several times slower
     c.warmup = 1
     c.iters = 3

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 
-import imagecodecs
 import ml_collections
 import numpy as np
 from absl import logging
@@ -49,6 +48,8 @@ def decode_image(data: bytes) -> np.ndarray:
     through PIL's RGB conversion.
     """
     if data[:8] == _PNG_SIGNATURE:
+        import imagecodecs  # imported late: the device degradations use this module without any decoder
+
         try:
             array = imagecodecs.png_decode(data)
         except Exception as e:  # imagecodecs raises its own error types for bad or truncated streams

@@ -51,6 +51,34 @@ def test_bf16_compute_keeps_fp32_params_and_close_output():
     assert 0 < mse and 10 * np.log10(1.0 / mse) > 30.0  # bf16 really differs, but only slightly
 
 
+@pytest.mark.parametrize("case", ["baseline", "restorenet", "serial", "baseline-tlc", "restorenet-conv_deconv",
+                                  "restorenet-unet", "restorenet-refine"])
+def test_bf16_predictor_casts_weights_once_with_identical_output(case):
+    # The predictor hands the bf16 program its convolution weights already in bf16 (cast once, not per call):
+    # outputs must equal the model run on the float32 parameters bit for bit, and LayerNorm stays float32.
+    from restorenet_jax.models.predictor import Predictor
+
+    kind, _, variant = case.partition("-")
+    arch = TINY_ARCHS[kind]
+    if variant == "tlc":
+        arch = arch.replace(tlc=True)
+    if variant in ("conv_deconv", "unet"):
+        arch = arch.replace(extra=dataclasses.replace(NAMED_EXTRAS[variant], width=4))
+    if variant == "refine":
+        arch = arch.replace(extra=dataclasses.replace(arch.extra, refine_conv=True))
+    params = random_params(arch, seed=3, scale=0.1)
+    x = np.random.default_rng(1).random((1, 37, 53, 3), dtype=np.float32)
+    reference = jax.jit(build_model(arch, dtype=jnp.bfloat16).apply)({"params": params}, x)
+    predictor = Predictor(arch, params, dtype="bfloat16")
+    np.testing.assert_array_equal(np.asarray(predictor.restore_batch(x)), np.asarray(reference))
+    _, compute, _ = predictor._placed
+    dtypes = {"/".join(str(k.key) for k in path): leaf.dtype
+              for path, leaf in jax.tree_util.tree_leaves_with_path(compute)}
+    assert any(d == jnp.bfloat16 for name, d in dtypes.items() if name.endswith("kernel"))
+    assert all(d == jnp.float32 for name, d in dtypes.items() if "norm" in name or name.endswith(("beta", "gamma")))
+    assert all(v.dtype == jnp.float32 for v in jax.tree_util.tree_leaves(predictor.params))
+
+
 def test_depthwise_implementations_agree():
     from restorenet_jax.models.layers import DepthwiseConv3x3
 
