@@ -25,9 +25,9 @@ def get_config(variant: str = ""):
     c.data.ratio = "13:2:2:1"
     c.optim.weight_decay = 1e-3
     c.batch_size = 2  # the original ran batch 2 on one GPU
-    # Full-size frames: one decoded pair gives 16 crops (decoding two 720p PNGs costs ~28 ms of a host core; this
-    # keeps one core ahead of an accelerator's step; see bench/results/cpu-2core-2026-11-26-datapath.md).
-    c.data.crops_per_read = 16
+    # Full-size frames: one decoded pair gives 32 crops (decoding two 720p PNGs costs ~28 ms of a host core): about
+    # 500 crops per core-second, ahead of an accelerator's step; see bench/results/cpu-2core-2026-11-26-datapath.md.
+    c.data.crops_per_read = 32
     if variant == "demo":
         apply_demo(c)
     elif variant == "demo_cctv":

@@ -46,7 +46,7 @@ def get_config(variant: str = ""):
     c.infer_size = (720, 1280)  # [H, W] of the single inference frame (720p)
     c.dtypes = ("float32", "bfloat16")  # compute dtypes (parameters always float32)
     # Training entries: (model, stage); stage 'extra' freezes the backbones, 'full' trains everything.
-    c.train = (("restorenet64", "extra"), ("gopro64", "full"))
+    c.train = (("restorenet64", "extra"), ("gopro64", "full"), ("demo", "extra"))
     c.train_batches = (8, 32)  # images per step
     c.train_size = 256  # square training crop
     c.train_dtype = "bfloat16"  # compute dtype of the train steps (as configs/default.py)

@@ -160,6 +160,16 @@ def crops_per_read(data_cfg: ml_collections.ConfigDict) -> int:
     return crops
 
 
+def read_options(data_cfg: ml_collections.ConfigDict) -> grain.ReadOptions:
+    """The read-ahead of the decode-and-crop stage: data.read_threads threads, and a buffer of records that holds
+    about data.read_ahead_crops crops (at least one record per thread)."""
+    threads = int(data_cfg.get('read_threads', 4))
+    if threads < 1:
+        raise ValueError(f'data.read_threads must be >= 1, got {threads}')
+    records = -(-int(data_cfg.get('read_ahead_crops', 128)) // crops_per_read(data_cfg))
+    return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(threads, records))
+
+
 def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, seed: int, global_batch_size: int,
                         process_index: int = 0, process_count: int = 1,
                         stats: DataStats | None = None) -> grain.DatasetIterator:
@@ -211,7 +221,7 @@ def _shard_iterator(data_cfg: ml_collections.ConfigDict, seed: int, batch_size: 
             ds = ds.shuffle()  # grain reshuffles each epoch of the repeat with a per-epoch seed
         ds = ds.repeat()
         ds = ds.random_map(_TrainExample(data_cfg, sources.pair_kind(spec), spec.label, len(source), stats,
-                                         on_device)).to_iter_dataset()
+                                         on_device)).to_iter_dataset(read_options(data_cfg))
         if crops > 1:
             # Several crops per decode make a large frame's decoding cost shared; the window shuffle spreads them
             # over several batches (and is replayed exactly on restore).

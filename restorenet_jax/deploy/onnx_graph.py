@@ -90,15 +90,18 @@ class _Builder:
         g = self.g
         mu = g.op("ReduceMean", x, axes=[1], keepdims=1)
         d = g.op("Sub", x, mu)
-        var = g.op("ReduceMean", g.op("Mul", d, d), axes=[1], keepdims=1)
+        # Pow(d, 2) as PyTorch exports it: graph optimisers (OpenVINO's among them) match the exported forms.
+        var = g.op("ReduceMean", g.op("Pow", d, g.const(2.0)), axes=[1], keepdims=1)
         y = g.op("Div", d, g.op("Sqrt", g.op("Add", var, g.const(_LN_EPS))))
         return g.op("Add", g.op("Mul", y, self.channel_param(p["scale"], f"{name}/scale")),
                     self.channel_param(p["bias"], f"{name}/bias"))
 
     def gelu(self, x: str) -> str:
-        g = self.g  # the exact erf form, as jax.nn.gelu(approximate=False) and torch.nn.GELU()
-        erf = g.op("Erf", g.op("Mul", x, g.const(np.sqrt(0.5))))
-        return g.op("Div", g.op("Mul", x, g.op("Add", erf, g.const(1.0))), g.const(2.0))
+        # Exactly PyTorch's exported form, x * (1 + erf(x / sqrt 2)) * 0.5: OpenVINO fuses this pattern into one Gelu
+        # layer; with x * sqrt(0.5) or a final / 2 it leaves the GELU as separate element-wise kernels.
+        g = self.g
+        erf = g.op("Erf", g.op("Div", x, g.const(np.sqrt(2.0))))
+        return g.op("Mul", g.op("Mul", x, g.op("Add", erf, g.const(1.0))), g.const(0.5))
 
     def dims(self, x: str) -> tuple[str, str]:
         """(H, W) of [N, C, H, W] as int64 [1] tensors."""

@@ -178,3 +178,19 @@ def test_worker_processes_are_deterministic_and_resume(bsd_cfg):
     fresh = pipeline.make_train_iterator(bsd_cfg, seed=4, global_batch_size=2)
     fresh.set_state(state)
     _assert_batches_equal(_take(fresh, 4), rest)
+
+
+def test_read_ahead_holds_about_the_configured_crops():
+    # grain's default read-ahead (500 records) would hold 500 x crops_per_read crop pairs; the buffer is sized in
+    # crops instead, with at least one record per reading thread.
+    from restorenet_jax.configs.data import get_data_config
+
+    cfg = get_data_config()
+    cfg.read_threads, cfg.read_ahead_crops = 4, 128
+    for crops, records in ((1, 128), (16, 8), (32, 4), (64, 4)):
+        cfg.crops_per_read = crops
+        options = pipeline.read_options(cfg)
+        assert (options.num_threads, options.prefetch_buffer_size) == (4, records), crops
+    cfg.read_threads = 0
+    with pytest.raises(ValueError, match="read_threads"):
+        pipeline.read_options(cfg)
