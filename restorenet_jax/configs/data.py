@@ -56,7 +56,7 @@ def get_data_config() -> ml_collections.ConfigDict:
     # the batch (the host only decodes and crops uint8); 'host' = numpy per example in the data pipeline (the
     # reference path); 'auto' = 'device' when JAX's default backend is an accelerator, 'host' on a CPU-only machine
     # (there XLA's CPU degradations cost more than numpy's: the demo batch ~120 ms against ~25 ms, on the same cores
-    # as the model). Noise kind 'danet' always runs on the host.
+    # as the model). Noise kind 'danet' runs its generator in the training step too.
     c.degrade_on = 'auto'
     # Training crops cut from each decoded record: decoding dominates the host's work on large frames, so e.g. 16-32
     # for 1280x720 sources (GoPro) multiplies the crops per second; 1 for small photos (the embedded set).

@@ -72,7 +72,8 @@ def poisson_noise(image: np.ndarray, rng: np.random.Generator, cfg: ml_collectio
 
 
 @functools.lru_cache(maxsize=2)
-def _danet_noiser(checkpoint_dir: str):
+def danet_noiser(checkpoint_dir: str):
+    """The DanetNoiser of a converted directory, loaded once per directory (host and device degradations)."""
     # Imported lazily: JAX/flax are only needed when the learned noise model is used.
     from restorenet_jax.data.danet_noise import DanetNoiser
 
@@ -86,7 +87,7 @@ def danet_noise(image: np.ndarray, rng: np.random.Generator, cfg: ml_collections
             "noise kind 'danet' needs cfg.danet_checkpoint: convert the official weights first with "
             "`python -m convert.danet DANet.pt OUTPUT_DIR` and set danet_checkpoint=OUTPUT_DIR")
     seed = int(rng.integers(0, 2**31 - 1))
-    return np.asarray(_danet_noiser(str(cfg.danet_checkpoint))(image, seed))
+    return np.asarray(danet_noiser(str(cfg.danet_checkpoint))(image, seed))
 
 
 def add_noise(image: np.ndarray, rng: np.random.Generator, cfg: ml_collections.ConfigDict) -> np.ndarray:

@@ -32,7 +32,7 @@ from restorenet_jax.data import device_blur, device_camera, device_cctv
 from restorenet_jax.data.transforms import KINDS, parse_ratio
 
 PAIR_KINDS = ('blur', 'noise', 'clean')  # codes of the `pair_kind` argument (see the module docstring)
-NOISE_KINDS = ('low_light', 'gaussian', 'poisson', 'cctv', 'none')
+NOISE_KINDS = ('low_light', 'gaussian', 'poisson', 'cctv', 'danet', 'none')
 _BN, _B, _N, _GT = (KINDS.index(k) for k in ('blur_noise', 'blur', 'noise', 'gt'))
 
 
@@ -79,6 +79,7 @@ class NoiseDraws(NamedTuple):
     normal: jax.Array
     poisson_keys: jax.Array  # [B] keys
     cctv: Any = None  # device_cctv.CctvNoise when the noise kind is 'cctv'
+    danet_z: Any = None  # [B, Hp, Wp, 1] standard normals, DANet's noise input, when the noise kind is 'danet'
 
 
 def step_key(seed: int, step: jax.Array | int) -> jax.Array:
@@ -165,13 +166,26 @@ def make_params(d: ParamDraws, cfg: ml_collections.ConfigDict) -> DegradeParams:
         cctv=device_cctv.make_params(d.cctv, noise) if d.cctv is not None else None)
 
 
-def draw_noise(key: jax.Array, shape: tuple[int, ...], cfg: ml_collections.ConfigDict) -> NoiseDraws:
-    """Unit noise for a batch of images of `shape` [B, H, W, C] (normals only when the noise model uses them)."""
+def draw_noise(key: jax.Array, shape: tuple[int, ...], cfg: ml_collections.ConfigDict,
+               noise_model: Any = None) -> NoiseDraws:
+    """Unit noise for a batch of images of `shape` [B, H, W, C] (normals only when the noise model uses them);
+    `noise_model` is the DanetNoiser of noise kind 'danet' (its input z has the padded size)."""
     k_normal, k_poisson = jax.random.split(key)
     needs_normal = cfg.noise.kind in ('low_light', 'gaussian')
     normal = jax.random.normal(k_normal, shape) if needs_normal else jnp.zeros(shape, jnp.float32)
+    danet_z = None
+    if cfg.noise.kind == 'danet':
+        danet_z = jax.random.normal(jax.random.fold_in(key, 2), _noise_model(noise_model).padded_shape(shape))
     return NoiseDraws(normal=normal, poisson_keys=jax.random.split(k_poisson, shape[0]),
-                      cctv=device_cctv.draw_noise(jax.random.fold_in(key, 1), shape) if _is_cctv(cfg) else None)
+                      cctv=device_cctv.draw_noise(jax.random.fold_in(key, 1), shape) if _is_cctv(cfg) else None,
+                      danet_z=danet_z)
+
+
+def _noise_model(noise_model: Any) -> Any:
+    if noise_model is None:
+        raise ValueError("noise kind 'danet' on the device needs its generator: pass noise_model "
+                         "(data.danet_noise.DanetNoiser.from_checkpoint(data.noise.danet_checkpoint))")
+    return noise_model
 
 
 def _inverse_3x3(m: jax.Array) -> jax.Array:
@@ -182,8 +196,9 @@ def _inverse_3x3(m: jax.Array) -> jax.Array:
 
 
 def add_noise(image: jax.Array, params: DegradeParams, noise: NoiseDraws,
-              noise_cfg: ml_collections.ConfigDict) -> jax.Array:
-    """The configured noise model on [B, H, W, C] images in [0, 1], per-example parameters; clipped to [0, 1]."""
+              noise_cfg: ml_collections.ConfigDict, noise_model: Any = None) -> jax.Array:
+    """The configured noise model on [B, H, W, C] images in [0, 1], per-example parameters; clipped to [0, 1].
+    `noise_model`: the DanetNoiser of noise kind 'danet' (its generator runs in the same program)."""
     col = lambda v: v[:, None, None, None]  # noqa: E731  [B] -> [B, 1, 1, 1]
     kind = noise_cfg.kind
     if kind == 'none':
@@ -206,6 +221,8 @@ def add_noise(image: jax.Array, params: DegradeParams, noise: NoiseDraws,
         gains = device_camera.inverse_gains(params.rgb_gain, params.red_gain, params.blue_gain)
         camera = (params.rgb2cam, _inverse_3x3(params.rgb2cam), gains)
         noisy = device_cctv.apply(image, camera, params.exposure, params.cctv, noise.cctv, noise_cfg.low_light)
+    elif kind == 'danet':
+        noisy = _noise_model(noise_model).generate(image, noise.danet_z)
     else:
         raise ValueError(f'noise kind {kind!r} is not available on the device; use one of {NOISE_KINDS}')
     return jnp.clip(noisy, 0.0, 1.0)
@@ -219,7 +236,7 @@ def to_float(images: jax.Array) -> jax.Array:
 
 
 def apply(clean: jax.Array, blurred: jax.Array | None, pair_kind: jax.Array, params: DegradeParams,
-          noise: NoiseDraws, cfg: ml_collections.ConfigDict) -> jax.Array:
+          noise: NoiseDraws, cfg: ml_collections.ConfigDict, noise_model: Any = None) -> jax.Array:
     """The network inputs [B, H, W, C] float32 for fixed parameters and unit noise (see the module docstring).
 
     Args:
@@ -229,6 +246,7 @@ def apply(clean: jax.Array, blurred: jax.Array | None, pair_kind: jax.Array, par
       pair_kind: [B] int codes into PAIR_KINDS.
       params, noise: from make_params / draw_noise.
       cfg: the data config (ratio, noise, blur).
+      noise_model: the DanetNoiser of noise kind 'danet', else unused.
     """
     clean = to_float(clean)
     real = clean if blurred is None else to_float(blurred)
@@ -241,14 +259,14 @@ def apply(clean: jax.Array, blurred: jax.Array | None, pair_kind: jax.Array, par
     noise_pair = col(pair_kind == PAIR_KINDS.index('noise'))
     kind = col(params.kind)
     blurred_img = jnp.where(blur_pair, real, synthetic)
-    noisy = add_noise(jnp.where(kind == _BN, blurred_img, clean), params, noise, cfg.noise)
+    noisy = add_noise(jnp.where(kind == _BN, blurred_img, clean), params, noise, cfg.noise, noise_model)
     out = jnp.where(kind == _B, blurred_img, clean)
     out = jnp.where(kind == _N, jnp.where(noise_pair, real, noisy), out)
     return jnp.where(kind == _BN, noisy, out)
 
 
 def degrade(clean: jax.Array, blurred: jax.Array | None, key: jax.Array, cfg: ml_collections.ConfigDict,
-            pair_kind: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+            pair_kind: jax.Array | None = None, noise_model: Any = None) -> tuple[jax.Array, jax.Array]:
     """Degrade a batch on the device: each example becomes one of KINDS, drawn with cfg.ratio.
 
     Traceable (call it inside a jitted step, `cfg` closed over) and sharding-friendly: all work is per example.
@@ -259,6 +277,7 @@ def degrade(clean: jax.Array, blurred: jax.Array | None, key: jax.Array, cfg: ml
       key: a jax.random key, e.g. step_key(seed, step).
       cfg: the data config (its ratio, noise and blur sub-configs).
       pair_kind: [B] codes into PAIR_KINDS; default: all 'blur' pairs, or all 'clean' when blurred is None.
+      noise_model: for noise kind 'danet', the DanetNoiser (data.danet_noise) whose generator makes the noise.
 
     Returns:
       (inputs [B, H, W, C] float32 in [0, 1], kinds [B] int32 indices into KINDS).
@@ -268,5 +287,6 @@ def degrade(clean: jax.Array, blurred: jax.Array | None, key: jax.Array, cfg: ml
         pair_kind = jnp.full((batch,), PAIR_KINDS.index('clean' if blurred is None else 'blur'), jnp.int32)
     k_params, k_noise = jax.random.split(key)
     params = make_params(draw_params(k_params, batch, cfg), cfg)
-    inputs = apply(clean, blurred, pair_kind, params, draw_noise(k_noise, clean.shape, cfg), cfg)
+    noise = draw_noise(k_noise, clean.shape, cfg, noise_model)
+    inputs = apply(clean, blurred, pair_kind, params, noise, cfg, noise_model)
     return inputs, params.kind

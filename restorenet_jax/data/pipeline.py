@@ -55,8 +55,8 @@ def degrades_on_device(data_cfg: ml_collections.ConfigDict) -> bool:
     """True when training batches leave the host as uint8 crops and the training step makes the input kinds.
 
     That is data_cfg.degrade_on == 'device' (or 'auto' with an accelerator as JAX's default backend) and the device
-    has the configured noise and blur models; DANet's learned noise stays on the host (a config asking for it on the
-    device gets the host path, with a log line).
+    has the configured noise and blur models (a config asking for others on the device gets the host path, with a
+    log line).
     """
     where = data_cfg.get('degrade_on', 'host')
     if where not in DEGRADE_ON:

@@ -64,21 +64,26 @@ def eval_params(state: TrainState) -> Any:
 PrepareBatch = Callable[[dict, jax.Array], dict]
 
 
-def make_device_inputs(data_cfg: Any, seed: int, sharding: Any = None) -> PrepareBatch:
+def make_device_inputs(data_cfg: Any, seed: int, sharding: Any = None, noise_model: Any = None) -> PrepareBatch:
     """`prepare(batch, step) -> {'input', 'target'}`: the network inputs made on the device from the host's crops.
 
     A batch of uint8 crops ({'target', 'degraded', 'pair_kind'}, see data.pipeline) becomes float32 inputs of the
     four kinds drawn with data_cfg.ratio (`device_degrade.degrade`, key `step_key(seed, step)`) and float32
     targets; a batch that already holds 'input' (host degradation, test iterators) passes through unchanged.
     Every operation is per example, so the work stays with each device's slice of the batch; `sharding` (the
-    batch sharding) pins the results there.
+    batch sharding) pins the results there. Noise kind 'danet' runs its generator in the same program: pass its
+    DanetNoiser as `noise_model` (by default loaded from data_cfg.noise.danet_checkpoint).
     """
+    if data_cfg.noise.kind == "danet" and noise_model is None:
+        from restorenet_jax.data.degradations import danet_noiser
+
+        noise_model = danet_noiser(str(data_cfg.noise.danet_checkpoint))
 
     def prepare(batch: dict, step: jax.Array) -> dict:
         if "degraded" not in batch:
             return batch
         inputs, _ = device_degrade.degrade(batch["target"], batch["degraded"], device_degrade.step_key(seed, step),
-                                           data_cfg, batch["pair_kind"])
+                                           data_cfg, batch["pair_kind"], noise_model)
         out = {"input": inputs, "target": device_degrade.to_float(batch["target"])}
         if sharding is not None:
             out = jax.lax.with_sharding_constraint(out, sharding)

@@ -159,3 +159,34 @@ def test_cli_overwrite_and_atomic_failure(converted, tmp_path, monkeypatch, caps
     with pytest.raises(RuntimeError):
         convert_danet.main([str(tmp_path / 'DANet.pt'), str(tmp_path / 'out2')])
     assert sorted(os.listdir(tmp_path)) == ['DANet.pt', 'out']
+
+
+def test_danet_noise_runs_in_the_training_step_program(converted):
+    """Noise kind 'danet' on the device: the generator runs inside the jitted input-making program, one z per
+    example drawn from the step key, and equals the generator applied to the same z (the host reference)."""
+    import jax
+    import jax.numpy as jnp
+
+    from restorenet_jax.configs.data import get_data_config
+    from restorenet_jax.data import device_degrade
+    from restorenet_jax.training.step import make_device_inputs
+
+    _, out = converted
+    cfg = get_data_config()
+    cfg.ratio = '0:0:1:0'  # every example noisy (noise kind only)
+    cfg.noise.kind = 'danet'
+    cfg.noise.danet_checkpoint = str(out)
+    clean = np.random.default_rng(4).integers(0, 256, (3, 21, 27, 3), dtype=np.uint8)
+    pair_kind = jnp.full((3,), device_degrade.PAIR_KINDS.index('clean'), jnp.int32)
+    prepare = jax.jit(make_device_inputs(cfg, seed=7))
+    got = prepare({'target': clean, 'degraded': clean, 'pair_kind': pair_kind}, jnp.int32(5))
+    # The reference: the same z (the draw of degrade's noise key) through DanetNoiser.generate.
+    noiser = DanetNoiser.from_checkpoint(str(out))
+    _, k_noise = jax.random.split(device_degrade.step_key(7, 5))
+    z = jax.random.normal(jax.random.fold_in(k_noise, 2), noiser.padded_shape(clean.shape))
+    want = noiser.generate(clean.astype(np.float32) / 255.0, z)
+    np.testing.assert_allclose(np.asarray(got['input']), np.asarray(want), atol=1e-5)
+    assert float(jnp.abs(got['input'] - got['target']).mean()) > 1e-3
+    # Without the generator the device path says what it needs.
+    with pytest.raises(ValueError, match='danet'):
+        device_degrade.degrade(clean, clean, device_degrade.step_key(7, 5), cfg, pair_kind)

@@ -64,8 +64,11 @@ def test_where_the_degradations_run():
     assert pipeline.degrades_on_device(cfg) == (jax.default_backend() != "cpu")
     cfg.degrade_on = "device"
     assert pipeline.degrades_on_device(cfg)
-    cfg.noise.kind = "danet"
+    cfg.noise.kind = "danet"  # its generator runs in the training step too
+    assert pipeline.degrades_on_device(cfg)
+    cfg.blur.kind = "unknown_kind"  # a model the device does not have: the host path
     assert not pipeline.degrades_on_device(cfg)
+    cfg.blur.kind = "motion"
     cfg.noise.kind = "gaussian"
     cfg.degrade_on = "host"
     assert not pipeline.degrades_on_device(cfg)
