@@ -7,28 +7,15 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from restorenet_jax.training import optim
 from restorenet_jax.training import sharding
-from restorenet_jax.training.losses import psnr_loss
-from restorenet_jax.models.restorenet import build_model, init_params
-from restorenet_jax.training.loop import model_arch
-from restorenet_jax.training.step import create_train_state, make_train_step
-from tests.training.tiny import tiny_config
+from tests.training.tiny import extra_stage_step, tiny_config
 
 
 def one_step(devices, batch, shard_params_min_size=0):
-    c = tiny_config()
-    arch = model_arch(c)
-    params = init_params(arch, jax.random.PRNGKey(0))
-    labels = optim.group_labels(params, c.freeze.groups)
-    phase = frozenset({"extra"})
-    tx = optim.make_optimizer(c.optim, labels, set(phase))
-    state = create_train_state(params, tx, labels, set(phase), use_ema=False)
+    step, state = extra_stage_step(tiny_config(), 10)
     mesh = Mesh(np.asarray(devices), (sharding.DATA_AXIS,))
     state_sh = sharding.param_sharding(mesh, state, shard_params_min_size)
-    fn = jax.jit(make_train_step(build_model(arch), psnr_loss, tx, optim.learning_rate_schedule(c.optim, 10),
-                                 labels, phase, set(phase), 0.0),
-                 in_shardings=(state_sh, sharding.batch_sharding(mesh)),
+    fn = jax.jit(step, in_shardings=(state_sh, sharding.batch_sharding(mesh)),
                  out_shardings=(state_sh, sharding.replicated(mesh)))
     state, metrics = fn(jax.device_put(state, state_sh), sharding.global_batch(mesh, batch))
     split = sum(not a.sharding.is_fully_replicated for a in jax.tree_util.tree_leaves(state.params))

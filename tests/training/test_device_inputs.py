@@ -76,23 +76,12 @@ def test_where_the_degradations_run():
 
 def test_train_step_learns_from_uint8_crops():
     """The jitted step with the device degradation: finite loss, and the step counter drives the key."""
-    from restorenet_jax.models.restorenet import build_model, init_params
-    from restorenet_jax.training import optim
-    from restorenet_jax.training.loop import model_arch
-    from restorenet_jax.training.losses import psnr_loss
-    from restorenet_jax.training.step import create_train_state, make_train_step
-    from tests.training.tiny import tiny_config
+    from tests.training.tiny import extra_stage_step, tiny_config
 
     c = tiny_config()
     c.data.blur.motion.size_range = (3, 7)
-    arch = model_arch(c)
-    params = init_params(arch, jax.random.PRNGKey(0))
-    labels = optim.group_labels(params, c.freeze.groups)
-    phase = frozenset({"extra"})
-    tx = optim.make_optimizer(c.optim, labels, set(phase))
-    state = create_train_state(params, tx, labels, set(phase), use_ema=False)
-    fn = jax.jit(make_train_step(build_model(arch), psnr_loss, tx, optim.learning_rate_schedule(c.optim, 4), labels,
-                                 phase, set(phase), 0.0, make_device_inputs(c.data, c.seed)))
+    step, state = extra_stage_step(c, 4, make_device_inputs(c.data, c.seed))
+    fn = jax.jit(step)
     batch = _uint8_batch(n=2)
     s1, m1 = fn(state, batch)
     _, m1_again = fn(state, batch)

@@ -29,3 +29,25 @@ def tiny_config(**overrides):
             node = node[p]
         node[leaf] = v
     return c
+
+
+def extra_stage_step(c, schedule_steps, prepare_batch=None):
+    """(train_step, initial state) of config `c`'s model with only the 'extra' group trainable (not jitted, so a
+    caller can add shardings); `prepare_batch` as make_train_step's (e.g. make_device_inputs)."""
+    import jax
+
+    from restorenet_jax.models.restorenet import build_model, init_params
+    from restorenet_jax.training import optim
+    from restorenet_jax.training.loop import model_arch
+    from restorenet_jax.training.losses import psnr_loss
+    from restorenet_jax.training.step import create_train_state, make_train_step
+
+    arch = model_arch(c)
+    params = init_params(arch, jax.random.PRNGKey(0))
+    labels = optim.group_labels(params, c.freeze.groups)
+    phase = frozenset({"extra"})
+    tx = optim.make_optimizer(c.optim, labels, set(phase))
+    state = create_train_state(params, tx, labels, set(phase), use_ema=False)
+    step = make_train_step(build_model(arch), psnr_loss, tx, optim.learning_rate_schedule(c.optim, schedule_steps),
+                           labels, phase, set(phase), 0.0, prepare_batch)
+    return step, state
