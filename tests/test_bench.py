@@ -2,6 +2,7 @@
 every section with positive finite timings and whose Markdown report renders."""
 import json
 import math
+import sys
 
 import pytest
 
@@ -181,3 +182,81 @@ def test_compile_only_reports_compile_figures_without_running(tmp_path, capsys):
     assert entry["lower_s"] > 0 and entry["compile_s"] > 0 and entry["program_bytes"] > 0
     assert "ms" not in entry and "median_s" not in entry  # nothing was run
     assert not json.loads((tmp_path / "co.json").read_text())["torch_train"]
+
+
+def test_torch_compile_peer_is_timed_and_compared(monkeypatch):
+    """The torch.compile peer runs through the same entry code (Dynamo's 'eager' backend here: Inductor's C++ build
+    is minutes on a CPU) and its ratio reaches the comparisons, the report and the ratio targets."""
+    if torch_reference.unavailable_reason():
+        pytest.skip(torch_reference.unavailable_reason())
+    cfg = bench_config.get_config("quick")
+    cfg.torch_compile_backend = "eager"
+    cfg.iters, cfg.warmup = 2, 0
+    arch = ModelArch.from_dict(cfg.models.tiny_baseline.to_dict())
+    entry = torch_reference.bench_infer("tiny_baseline", arch, "float32", (20, 23), cfg, mode="compile")
+    assert entry["mode"] == "compile" and entry["compile_s"] > 0 and entry["ms"] > 0
+    with pytest.raises(ValueError, match="unknown torch mode"):
+        torch_reference.bench_infer("tiny_baseline", arch, "float32", (20, 23), cfg, mode="jit")
+    assert torch_reference.modes(cfg) == ["eager"]  # the quick suite never compiles
+    cfg.torch_compile = "always"
+    assert torch_reference.modes(cfg) == ["eager", "compile"]
+    names = [name for _, name, _ in torch_reference.plan(cfg, {"tiny_baseline": arch, "tiny_restorenet": arch})]
+    assert "torch-compile-infer/tiny_baseline/bfloat16" in names and "torch-compile-train/tiny_baseline-full/b2" in names
+
+    jax_entry = {"name": "infer/tiny_baseline/float32", "model": "tiny_baseline", "dtype": "float32",
+                 "kernels": "auto", "shape": entry["shape"], "ms": entry["ms"] / 3, "lower_s": 0.1, "compile_s": 0.2}
+    results = {"meta": {"device": {"device_kind": "cpu"}}, "infer": [jax_entry], "train": [],
+               "torch_infer": [{"name": "torch-compile-infer/tiny_baseline/float32", **entry}], "torch_train": []}
+    (pair,) = report.comparisons(results)
+    assert pair["torch_mode"] == "compile" and pair["torch_over_jax"] == pytest.approx(3.0)
+    results["comparisons"] = [pair]
+    assert report._versus_compiled(results)(jax_entry) == "3.00x"
+    (row,) = targets.evaluate(results, [dict(entry="torch-compile-infer/tiny_baseline/float32",
+                                             over="infer/tiny_baseline/float32", field="ms", min=2.5)], "H200")
+    assert row["verdict"] == "met" and row["value"] == pytest.approx(3.0)
+
+
+def test_gpu_check_plan_budget_and_summary(tmp_path, capsys):
+    from restorenet_jax.bench import gpu_check
+
+    out = str(tmp_path / "dev-date")
+    assert gpu_check.main(["--out", out, "--plan"]) == 0
+    planned = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in planned] == ["numerics", "infer", "profile", "train", "torch-train"]
+    assert "XLA_FLAGS=--xla_gpu_autotune_level=0" in planned[3]
+    with pytest.raises(SystemExit) as exc:
+        gpu_check.main(["--out", out, "--only", "nope"])
+    assert exc.value.code == 2
+
+    # Steps run in order while the budget lasts; a step past its limit is stopped and recorded.
+    quick = [dict(name="a", cap=30, env={}, argv=[sys.executable, "-c", "pass"]),
+             dict(name="b", cap=1, env={}, argv=[sys.executable, "-c", "import time; time.sleep(5)"]),
+             dict(name="c", cap=30, env={}, argv=[sys.executable, "-c", "raise SystemExit(3)"])]
+    with open(tmp_path / "log", "w") as log:
+        records = gpu_check.run_steps(quick, budget_s=60, log=log)
+    assert [r["status"] for r in records] == ["ok", "stopped at its 1 s limit", "exit 3"]
+    with open(tmp_path / "log", "w") as log:
+        assert gpu_check.run_steps(quick[:1], budget_s=5, log=log)[0]["status"] == "not run: budget spent"
+
+    # The summary pairs the plain and default entries and the torch.compile peer from the step files.
+    infer = {"infer": [{"name": "infer/gopro64/bfloat16/plain", "ms": 20.0, "compile_s": 16.0},
+                       {"name": "infer/gopro64/bfloat16", "ms": 8.0, "compile_s": 9.0}],
+             "torch_infer": [{"name": "torch-compile-infer/gopro64/bfloat16", "ms": 20.4}],
+             "targets": [{"target": "infer/gopro64/bfloat16 ms <= 8", "value": 8.0, "verdict": "met"}]}
+    (tmp_path / "dev-date-infer.json").write_text(json.dumps(infer))
+    (tmp_path / "dev-date-numerics.json").write_text(json.dumps({"device": "gpu", "ok": True, "cases": [
+        {"case": "baseline/float32", "bound": 1e-5, "modes": {"auto": {"output_rel": 1e-7, "grad_rel": 2e-7}}}]}))
+    text = gpu_check.summary(out, [{"step": "infer", "status": "ok", "seconds": 3.0}], ["plain", "auto"])
+    assert "| infer/gopro64/bfloat16 | 20.00 | 8.00 | 2.50x | 9.0 | 20.40 | 2.55x |" in text
+    assert "all within bounds" in text and "| infer/gopro64/bfloat16 ms <= 8 | 8 | met |" in text
+
+
+def test_fastpath_check_compares_modes(tmp_path):
+    from restorenet_jax.bench import fastpath_check
+
+    out = tmp_path / "n.json"
+    assert fastpath_check.main(["--quick", "--modes", "plain", "auto", "--only", "baseline/float32",
+                                "--out", str(out)]) == 0
+    (case,) = json.loads(out.read_text())["cases"]
+    assert case["modes"]["auto"]["ok"] and case["modes"]["auto"]["grad_rel"] <= 1e-5
+    assert fastpath_check._rel([1.0, float("nan")], [1.0, 2.0]) == float("inf")  # NaN never passes

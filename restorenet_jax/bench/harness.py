@@ -112,17 +112,30 @@ def _rate_figures(flop: float, seconds: float, dtype: str) -> dict:
     return out
 
 
-def bench_infer(model_name: str, arch: ModelArch, dtype: str, size: tuple[int, int], cfg: Any) -> dict:
+def suite_model(arch: ModelArch, dtype: Any, kernels: str = "auto") -> Any:
+    """The Flax module an entry times: `kernels` picks the block implementation (restorenet_jax.models.kernels)."""
+    if kernels == "auto":
+        return build_model(arch, dtype=jnp.dtype(dtype))
+    return build_model(arch, dtype=jnp.dtype(dtype), kernels=kernels)
+
+
+def _suffix(kernels: str) -> str:
+    """Entry-name suffix of a kernel mode: none for the default ('auto'), '/plain' etc. otherwise."""
+    return "" if kernels == "auto" else f"/{kernels}"
+
+
+def bench_infer(model_name: str, arch: ModelArch, dtype: str, size: tuple[int, int], cfg: Any,
+                kernels: str = "auto") -> dict:
     """Latency of one [1, H, W, 3] forward (compute `dtype`; convolution weights in it, as the Predictor holds them)."""
-    model = build_model(arch, dtype=jnp.dtype(dtype))
+    model = suite_model(arch, dtype, kernels)
     params = cast_conv_weights(jax.device_put(random_params(arch, cfg.seed)), jnp.dtype(dtype))
     x = jax.random.uniform(jax.random.PRNGKey(cfg.seed), (1, *size, 3), jnp.float32)
     compiled, compile_figs = compile_timed(jax.jit(lambda p, v: model.apply({"params": p}, v)), params, x)
     if cfg.get("compile_only", False):
-        return {"model": model_name, "dtype": dtype, "shape": [1, *size, 3], **compile_figs}
+        return {"model": model_name, "dtype": dtype, "kernels": kernels, "shape": [1, *size, 3], **compile_figs}
     timing = time_calls(lambda: compiled(params, x), cfg.warmup, cfg.iters)
-    entry = {"model": model_name, "dtype": dtype, "shape": [1, *size, 3], **compile_figs, **timing,
-             "ms": 1e3 * timing["median_s"], "fps": 1.0 / timing["median_s"]}
+    entry = {"model": model_name, "dtype": dtype, "kernels": kernels, "shape": [1, *size, 3], **compile_figs,
+             **timing, "ms": 1e3 * timing["median_s"], "fps": 1.0 / timing["median_s"]}
     entry.update(_rate_figures(flops.inference_flops(arch, *size), timing["median_s"], dtype))
     entry["peak_memory"] = peak_memory()
     return entry
@@ -138,7 +151,8 @@ def train_setup(arch: ModelArch, stage: str, optim_cfg: Any) -> tuple[dict, froz
     return groups, phases[0][0]
 
 
-def train_program(arch: ModelArch, stage: str, batch: int, cfg: Any) -> tuple[Callable, Any, dict]:
+def train_program(arch: ModelArch, stage: str, batch: int, cfg: Any,
+                  kernels: str = "auto") -> tuple[Callable, Any, dict]:
     """(step, state, data): the suite's train step (AdamW, PSNR loss, grad clip) with its state and a batch."""
     size = cfg.train_size
     params = random_params(arch, cfg.seed)
@@ -146,7 +160,7 @@ def train_program(arch: ModelArch, stage: str, batch: int, cfg: Any) -> tuple[Ca
     labels = optim.group_labels(params, groups)
     tx = optim.make_optimizer(cfg.optim, labels, set(trainable))
     schedule = optim.learning_rate_schedule(cfg.optim, 1000)
-    model = build_model(arch, dtype=jnp.dtype(cfg.train_dtype))
+    model = suite_model(arch, cfg.train_dtype, kernels)
     step = make_train_step(model, get_loss(cfg.loss), tx, schedule, labels, trainable, set(trainable), 0.0)
     state = create_train_state(params, tx, labels, set(trainable), use_ema=False)
     k1, k2 = jax.random.split(jax.random.PRNGKey(cfg.seed))
@@ -155,15 +169,15 @@ def train_program(arch: ModelArch, stage: str, batch: int, cfg: Any) -> tuple[Ca
     return step, state, data
 
 
-def bench_train(model_name: str, arch: ModelArch, stage: str, batch: int, cfg: Any) -> dict:
+def bench_train(model_name: str, arch: ModelArch, stage: str, batch: int, cfg: Any, kernels: str = "auto") -> dict:
     """Time of one train step (AdamW, PSNR loss, grad clip; donated state) on a [batch, S, S, 3] batch."""
     size = cfg.train_size
-    step, state, data = train_program(arch, stage, batch, cfg)
+    step, state, data = train_program(arch, stage, batch, cfg, kernels)
     _, trainable = train_setup(arch, stage, cfg.optim)
     compiled, compile_figs = compile_timed(jax.jit(step, donate_argnums=0), state, data)
     if cfg.get("compile_only", False):
         return {"model": model_name, "stage": stage, "trainable": sorted(trainable), "dtype": cfg.train_dtype,
-                "batch": batch, "shape": [batch, size, size, 3], **compile_figs}
+                "kernels": kernels, "batch": batch, "shape": [batch, size, size, 3], **compile_figs}
     holder = [state]
 
     def call():
@@ -172,7 +186,7 @@ def bench_train(model_name: str, arch: ModelArch, stage: str, batch: int, cfg: A
 
     timing = time_calls(call, cfg.warmup, cfg.iters)
     entry = {"model": model_name, "stage": stage, "trainable": sorted(trainable), "dtype": cfg.train_dtype,
-             "batch": batch, "shape": [batch, size, size, 3], **compile_figs, **timing,
+             "kernels": kernels, "batch": batch, "shape": [batch, size, size, 3], **compile_figs, **timing,
              "ms": 1e3 * timing["median_s"], "images_per_s": batch / timing["median_s"]}
     entry.update(_rate_figures(flops.train_flops(arch, size, size, batch, trainable), timing["median_s"],
                                cfg.train_dtype))
@@ -200,14 +214,18 @@ def plan(cfg: Any, with_torch: bool) -> list[tuple[str, str, Callable[[], dict]]
     """Every benchmark of the suite as (section, entry name, thunk), in run order."""
     archs = {name: ModelArch.from_dict(m.to_dict()) for name, m in cfg.models.items()}
     jobs = []
+    modes = tuple(cfg.get("kernel_modes", ("auto",)))
     for name in cfg.infer_models:
         for dtype in cfg.dtypes:
-            jobs.append(("infer", f"infer/{name}/{dtype}",
-                         lambda n=name, d=dtype: bench_infer(n, archs[n], d, tuple(cfg.infer_size), cfg)))
+            for mode in modes:
+                jobs.append(("infer", f"infer/{name}/{dtype}{_suffix(mode)}",
+                             lambda n=name, d=dtype, k=mode: bench_infer(n, archs[n], d, tuple(cfg.infer_size), cfg,
+                                                                         k)))
     for name, stage in cfg.train:
         for batch in cfg.train_batches:
-            jobs.append(("train", f"train/{name}-{stage}/b{batch}",
-                         lambda n=name, s=stage, b=batch: bench_train(n, archs[n], s, b, cfg)))
+            for mode in modes:
+                jobs.append(("train", f"train/{name}-{stage}/b{batch}{_suffix(mode)}",
+                             lambda n=name, s=stage, b=batch, k=mode: bench_train(n, archs[n], s, b, cfg, k)))
     for noise_kind, blur_kind in cfg.get("degrade", ()):
         for batch in cfg.train_batches:
             jobs.append(("degrade", f"degrade/{noise_kind}-{blur_kind}/b{batch}",
@@ -277,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile-only", action="store_true",
                    help="lower and compile each entry without running it (compile time and program size only; "
                    "e.g. full-size training steps on a CPU)")
+    p.add_argument("--kernel-modes", nargs="+", metavar="MODE",
+                   help="block implementations to time side by side (default: auto; e.g. plain auto)")
+    p.add_argument("--torch-compile-mode", help="torch.compile mode of the PyTorch peers (default: the config's)")
     p.add_argument("--label", default="", help="free text stored in the results (e.g. 'CPU subset, 3 iters')")
     args = p.parse_args(argv)
     from restorenet_jax.configs import bench as bench_config
@@ -291,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
         if any(v < smallest for v in (value if isinstance(value, (list, tuple)) else [value])):
             p.exit(2, f"error: --{field.replace('_', '-')} must be >= {smallest}, got {value}\n")
         cfg[field] = tuple(value) if isinstance(value, (list, tuple)) else value
+    if args.kernel_modes:
+        cfg.kernel_modes = tuple(args.kernel_modes)
+    if args.torch_compile_mode:
+        cfg.torch_compile_mode = args.torch_compile_mode
     cfg.label = args.label
     cfg.compile_only = args.compile_only
     cfg.suite = "quick" if args.quick else "full"

@@ -42,19 +42,22 @@ def kind_of(name: str) -> str:
 
 
 def build_entry(entry: str, cfg: Any) -> tuple[Callable[[], Any], Any]:
-    """(call, compiled) for a suite entry name such as 'infer/gopro64/bfloat16' or 'train/gopro64-full/b8'."""
+    """(call, compiled) for a suite entry name such as 'infer/gopro64/bfloat16' or 'train/gopro64-full/b8', with an
+    optional kernel-mode suffix ('infer/gopro64/bfloat16/plain')."""
     archs = {name: ModelArch.from_dict(m.to_dict()) for name, m in cfg.models.items()}
     parts = entry.split("/")
-    if len(parts) == 3 and parts[0] == "infer" and parts[1] in archs:
+    kernels = parts[3] if len(parts) == 4 and parts[0] == "infer" else "auto"
+    if len(parts) in (3, 4) and parts[0] == "infer" and parts[1] in archs:
         name, dtype = parts[1], parts[2]
-        model = harness.build_model(archs[name], dtype=harness.jnp.dtype(dtype))
-        params = harness.random_params(archs[name], cfg.seed)
+        model = harness.suite_model(archs[name], dtype, kernels)
+        params = harness.cast_conv_weights(harness.random_params(archs[name], cfg.seed), harness.jnp.dtype(dtype))
         x = jax.random.uniform(jax.random.PRNGKey(cfg.seed), (1, *cfg.infer_size, 3))
         compiled = jax.jit(lambda p, v: model.apply({"params": p}, v)).lower(params, x).compile()
         return (lambda: compiled(params, x)), compiled
-    match = re.fullmatch(r"train/(\w+)-(\w+)/b(\d+)", entry)
+    match = re.fullmatch(r"train/(\w+)-(\w+)/b(\d+)(?:/(\w+))?", entry)
     if match and match.group(1) in archs:
-        step, state, data = harness.train_program(archs[match.group(1)], match.group(2), int(match.group(3)), cfg)
+        step, state, data = harness.train_program(archs[match.group(1)], match.group(2), int(match.group(3)), cfg,
+                                                  match.group(4) or "auto")
         compiled = jax.jit(step, donate_argnums=0).lower(state, data).compile()
         holder = [state]
 

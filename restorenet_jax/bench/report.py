@@ -8,7 +8,7 @@ import math
 import os
 import platform
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 
@@ -57,20 +57,29 @@ def metadata(cfg: Any, with_torch: bool) -> dict:
 
 
 def comparisons(results: dict) -> list[dict]:
-    """PyTorch/JAX time ratios (> 1: JAX is faster) for entries measured on both sides with the same shape."""
+    """PyTorch/JAX time ratios (> 1: JAX is faster) for entries measured on both sides with the same shape.
+
+    Inference pairs need the same dtype too. A train step pairs with the eager fp32 step (the official recipe) and
+    with the compiled bf16 one (the JAX steps compute in bf16 on accelerators)."""
     out = []
     pairs = (("infer", "torch_infer", ("model", "dtype", "shape")),
              ("train", "torch_train", ("model", "stage", "batch")))
     for jax_sec, torch_sec, keys in pairs:
         for t in results.get(torch_sec, []):
-            if "error" in t:
+            if "error" in t or "ms" not in t:
                 continue
             for j in results.get(jax_sec, []):
-                if "error" not in j and all(j.get(k) == t.get(k) for k in keys):
-                    out.append({"jax": j["name"], "torch": t["name"], "jax_dtype": j["dtype"],
-                                "torch_dtype": t["dtype"], "jax_ms": j["ms"], "torch_ms": t["ms"],
-                                "torch_over_jax": t["ms"] / j["ms"]})
+                if "error" not in j and "ms" in j and all(j.get(k) == t.get(k) for k in keys):
+                    out.append({"jax": j["name"], "torch": t["name"], "torch_mode": t.get("mode", "eager"),
+                                "jax_dtype": j["dtype"], "torch_dtype": t["dtype"], "jax_ms": j["ms"],
+                                "torch_ms": t["ms"], "torch_over_jax": t["ms"] / j["ms"]})
     return out
+
+
+def _versus_compiled(results: dict) -> Callable[[dict], str]:
+    """A table column: torch.compile time / this JAX entry's time on the same device (> 1: JAX is faster)."""
+    ratios = {c["jax"]: c["torch_over_jax"] for c in results.get("comparisons", []) if c["torch_mode"] == "compile"}
+    return lambda e: f"{ratios[e['name']]:.2f}x" if e.get("name") in ratios else "–"
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -131,33 +140,39 @@ def to_markdown(results: dict) -> str:
               ("program MiB", lambda e: _mb(e, "program_bytes")),
               ("peak MiB", lambda e: _mb(e, "peak")), ("GFLOP", "gflop"), ("TFLOP/s", "tflops_per_s"), ("MFU", _mfu)]
     lines += targets.to_markdown(results.get("targets", []), m.get("target_device", ""))
+    common.append(("torch.compile / JAX", _versus_compiled(results)))
     if results["infer"]:
         lines += ["## Inference (JAX)", ""] + _table(results["infer"], [
-            ("model", "model"), ("dtype", "dtype"), ("input", _shape), ("fps", "fps")] + common) + [""]
+            ("model", "model"), ("dtype", "dtype"), ("kernels", lambda e: e.get("kernels", "auto")),
+            ("input", _shape), ("fps", "fps")] + common) + [""]
     if results["train"]:
         lines += ["## Training step (JAX: AdamW, PSNR loss, donated state)", ""] + _table(results["train"], [
             ("model", "model"), ("stage", "stage"), ("trainable", lambda e: ",".join(e["trainable"])),
-            ("dtype", "dtype"), ("batch", _shape), ("images/s", "images_per_s")] + common) + [""]
+            ("dtype", "dtype"), ("kernels", lambda e: e.get("kernels", "auto")), ("batch", _shape),
+            ("images/s", "images_per_s")] + common) + [""]
     if results.get("degrade"):
         lines += ["## Device degradations (inputs made in the training step; jitted alone, uint8 batch)", ""] + _table(
             results["degrade"], [("noise", "noise"), ("synthetic blur", "blur"), ("batch", _shape),
                                  ("images/s", "images_per_s"), ("ms (median)", "ms"), ("compile s (lower + XLA)",
                                  _compile), ("program MiB", lambda e: _mb(e, "program_bytes"))]) + [""]
-    torch_cols = [("ms (median)", "ms"), ("peak MiB", lambda e: _mb(e, "peak")), ("GFLOP", "gflop")]
+    torch_cols = [("ms (median)", "ms"), ("compile s (first call)", "compile_s"), ("peak MiB", lambda e: _mb(e, "peak")),
+                  ("GFLOP", "gflop")]
+    mode = ("mode", lambda e: e.get("mode", "eager") if "compile_mode" not in e else f"compile ({e['compile_mode']})")
     if results["torch_infer"]:
-        lines += ["## Inference (PyTorch reference, eager)", ""] + _table(results["torch_infer"], [
-            ("model", "model"), ("dtype", "dtype"), ("input", _shape), ("device", "device"), ("threads", "threads"),
-            ("fps", "fps")]
-            + torch_cols) + [""]
+        lines += ["## Inference (PyTorch reference: eager, torch.compile)", ""] + _table(results["torch_infer"], [
+            ("model", "model"), ("dtype", "dtype"), mode, ("input", _shape), ("device", "device"),
+            ("threads", "threads"), ("fps", "fps")] + torch_cols) + [""]
     if results["torch_train"]:
-        lines += ["## Training step (PyTorch reference, eager fp32)", ""] + _table(results["torch_train"], [
-            ("model", "model"), ("stage", "stage"), ("batch", _shape), ("device", "device"), ("threads", "threads"),
-            ("images/s", "images_per_s")] + torch_cols) + [""]
+        lines += ["## Training step (PyTorch reference: eager fp32, torch.compile bf16)", ""] + _table(
+            results["torch_train"], [("model", "model"), ("stage", "stage"), ("dtype", "dtype"), mode,
+                                     ("batch", _shape), ("device", "device"), ("threads", "threads"),
+                                     ("images/s", "images_per_s")] + torch_cols) + [""]
     if results.get("comparisons"):
         lines += ["## JAX vs PyTorch", ""] + _table(
             [{"name": c["jax"], **c} for c in results["comparisons"]],
-            [("JAX entry", "jax"), ("JAX dtype", "jax_dtype"), ("JAX ms", "jax_ms"), ("PyTorch dtype", "torch_dtype"),
-             ("PyTorch ms", "torch_ms"), ("PyTorch / JAX", lambda c: f"{c['torch_over_jax']:.2f}x")]) + [""]
+            [("JAX entry", "jax"), ("JAX dtype", "jax_dtype"), ("JAX ms", "jax_ms"), ("PyTorch mode", "torch_mode"),
+             ("PyTorch dtype", "torch_dtype"), ("PyTorch ms", "torch_ms"),
+             ("PyTorch / JAX", lambda c: f"{c['torch_over_jax']:.2f}x")]) + [""]
     return "\n".join(lines)
 
 

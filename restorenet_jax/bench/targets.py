@@ -4,6 +4,7 @@ and a bound; the verdict is 'met', 'missed', 'not measured', or — off the targ
 Targets live in configs/bench.py (`targets`, `target_device`), e.g.
     dict(entry="infer/gopro64/bfloat16", field="ms", max=8.0)
     dict(entry="train/restorenet64-extra/b8", over="train/gopro64-full/b8", field="ms", max=1.2)
+    dict(entry="torch-compile-infer/gopro64/bfloat16", over="infer/gopro64/bfloat16", field="ms", min=2.5)
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any, Iterable, Mapping
 
 
 def _entries(results: Mapping[str, Any]) -> dict[str, dict]:
-    return {e["name"]: e for section in ("infer", "train", "degrade") for e in results.get(section, []) if "error" not in e}
+    sections = ("infer", "train", "degrade", "torch_infer", "torch_train")
+    return {e["name"]: e for section in sections for e in results.get(section, []) if "error" not in e}
 
 
 def _describe(target: Mapping[str, Any]) -> str:
