@@ -111,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if len(args.modes) < 2:
         p.exit(2, "error: --modes needs a reference and at least one mode to compare\n")
+    unknown = [m for m in args.modes if m not in harness.KERNEL_MODES]
+    if unknown:
+        p.exit(2, f"error: kernel mode(s) {unknown} not available in this version (available: "
+               f"{list(harness.KERNEL_MODES)})\n")
     jax.config.update("jax_default_matmul_precision", "highest")
     rows = []
     for case in cases(args.quick):

@@ -112,11 +112,16 @@ def _rate_figures(flop: float, seconds: float, dtype: str) -> dict:
     return out
 
 
+# Block implementations build_model offers in this version: only its default. The alternative forms
+# ('plain', 'fast', ...) come with restorenet_jax.models.kernels; until then another mode is refused up front.
+KERNEL_MODES = ("auto",)
+
+
 def suite_model(arch: ModelArch, dtype: Any, kernels: str = "auto") -> Any:
-    """The Flax module an entry times: `kernels` picks the block implementation (restorenet_jax.models.kernels)."""
-    if kernels == "auto":
-        return build_model(arch, dtype=jnp.dtype(dtype))
-    return build_model(arch, dtype=jnp.dtype(dtype), kernels=kernels)
+    """The Flax module an entry times; `kernels` must be one of KERNEL_MODES."""
+    if kernels not in KERNEL_MODES:
+        raise ValueError(f"kernel mode {kernels!r} is not available in this version (available: {KERNEL_MODES})")
+    return build_model(arch, dtype=jnp.dtype(dtype))
 
 
 def _suffix(kernels: str) -> str:
@@ -295,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile-only", action="store_true",
                    help="lower and compile each entry without running it (compile time and program size only; "
                    "e.g. full-size training steps on a CPU)")
-    p.add_argument("--kernel-modes", nargs="+", metavar="MODE",
+    p.add_argument("--kernel-modes", nargs="+", metavar="MODE", choices=KERNEL_MODES,
                    help="block implementations to time side by side (default: auto; e.g. plain auto)")
     p.add_argument("--torch-compile-mode", help="torch.compile mode of the PyTorch peers (default: the config's)")
     p.add_argument("--label", default="", help="free text stored in the results (e.g. 'CPU subset, 3 iters')")
