@@ -1,0 +1,80 @@
+"""Settings of the restoration-quality benchmark on synthetic dark footage (`python -m restorenet_jax.bench.footage`).
+
+    get_config()          the full benchmark: 240x320 clips of 12 frames, every noise setting (a CPU run of minutes)
+    get_config('quick')   tiny clips, two settings, one strength per filter (the test's scale)
+
+Scenes are made from scikit-image photos that training never sees (the embedded set's held-out photos and others);
+noise settings cover each noise family of the project plus one the training never sees (`held_out`). Strengths of
+the ffmpeg denoisers are option strings of each filter; each filter's best strength per setting is kept.
+"""
+import ml_collections
+
+# Background photos (scikit-image wheel, offline). chelsea and coffee are the embedded set's held-out photos; camera
+# (grey, shown as RGB like a monochrome night camera) is in no training set.
+SCENES = ("chelsea", "coffee", "camera")
+
+
+def _settings():
+    """Noise settings: name -> (noise family, motion, family parameters). See bench/footage_noise.py."""
+    s = ml_collections.ConfigDict()
+    # Dark scene with the camera's gain: shot + read noise in linear space (the demo model's training family),
+    # exposure fixed per setting so every clip is equally hard; read noise from the shot level (Brooks et al. fit).
+    s.low_light = dict(family="low_light", motion="shake_object", exposure=0.3, shot=0.002)
+    s.low_light_static = dict(family="low_light", motion="static", exposure=0.3, shot=0.002)
+    # Surveillance camera: raw-mosaic noise (correlated, coloured), resolution drop, chroma blotches, JPEG blocks;
+    # per-clip numbers drawn from configs/degradations.py's 'cctv' ranges.
+    s.cctv = dict(family="cctv", motion="shake_object")
+    s.gaussian = dict(family="gaussian", motion="shake_object", sigma=25.0 / 255.0)
+    s.poisson = dict(family="poisson", motion="shake_object", peak=30.0)
+    # Held out (no training config makes it): full-resolution RGGB mosaic shot + read noise in the dark with gain,
+    # bilinear demosaic (spatially correlated, coloured), then real H.264 (libx264, 4:2:0, inter frames) at a CRF.
+    s.dark_h264 = dict(family="dark_h264", motion="shake_object", exposure=0.2, shot=0.003, crf=26, held_out=True)
+    return s
+
+
+def _strengths():
+    """ffmpeg filter -> option strings tried (weak to strong). Temporal filters see the whole clip."""
+    f = ml_collections.ConfigDict()
+    f.hqdn3d = ("4:3:6:4.5", "8:6:12:9", "16:12:24:18")  # luma/chroma spatial, luma/chroma temporal
+    f.atadenoise = tuple(f"0a={a}:0b={b}:1a={a}:1b={b}:2a={a}:2b={b}:s=9" for a, b in
+                         ((0.04, 0.08), (0.1, 0.2), (0.2, 0.5)))  # thresholds per plane, 9 frames averaged
+    f.nlmeans = ("s=3", "s=6", "s=10")  # spatial non-local means, patch 7, research 15 (defaults)
+    f.fftdnoiz = tuple(f"sigma={s}:prev=1:next=1" for s in (4, 8, 16))  # 3-D FFT over +-1 frame
+    # bm3d: one-stage (basic estimate), 8 grouped blocks; slow, so two strengths only.
+    f.bm3d = tuple(f"sigma={s}:group=8:bstep=8" for s in (8, 16))
+    return f
+
+
+def get_config(variant: str = ""):
+    c = ml_collections.ConfigDict()
+    c.seed = 0  # scenes, motion, noise: everything derives from this
+    c.height, c.width = 240, 320  # frame size
+    c.frames = 12  # frames per clip
+    c.scenes = SCENES  # one clip per scene and setting
+    c.stills_per_clip = 2  # frames of each clip also restored alone (single-image table), evenly spaced
+    c.fps = 25  # frame rate given to ffmpeg (the temporal filters do not use it)
+    # Motion: camera shake is a smooth random walk of at most max_shake pixels (sub-pixel, bicubic); the moving
+    # object is a person-sized textured figure crossing the frame at object_speed pixels per frame.
+    c.max_shake = 1.5
+    c.object_height = 0.45  # figure height as a fraction of the frame height
+    c.object_speed = 6.0
+    c.settings = _settings()
+    c.setting_names = ("low_light", "low_light_static", "cctv", "gaussian", "poisson", "dark_h264")  # table order
+    c.strengths = _strengths()
+    c.methods = ("ours", "hqdn3d", "atadenoise", "nlmeans", "fftdnoiz", "bm3d")  # default methods, in table order
+    c.batch = 4  # frames per forward pass of our model
+    # Targets (dB of PSNR): ours vs nlmeans on single frames; ours vs the best ffmpeg denoiser on footage; a temporal
+    # restorer ('temporal' method) vs the best ffmpeg denoiser and vs ours frame by frame.
+    c.targets = dict(single_vs_nlmeans=0.0, footage_vs_ffmpeg=0.0, temporal_vs_ffmpeg=2.0, temporal_vs_single=3.0)
+    if variant == "quick":
+        c.height, c.width, c.frames = 48, 64, 3
+        c.scenes = ("chelsea",)
+        c.stills_per_clip = 1
+        c.max_shake, c.object_speed = 1.0, 3.0
+        c.setting_names = ("low_light", "dark_h264")
+        c.strengths = ml_collections.ConfigDict({k: (v[0],) for k, v in _strengths().items()})
+        c.strengths.bm3d = ("sigma=8:group=1:bstep=8:block=8",)
+        c.batch = 2
+    elif variant:
+        raise ValueError(f"unknown variant {variant!r} of footage_bench.py (known: quick)")
+    return c
