@@ -33,16 +33,19 @@ def _settings():
 
 
 def _strengths():
-    """ffmpeg filter -> option strings tried (weak to strong). Temporal filters see the whole clip."""
+    """ffmpeg filter -> option strings tried (weak to strong). Temporal filters see the whole clip.
+
+    The grids reach each filter's strong end: on these clips (input ~18-20 dB) nlmeans gains ~0.3 dB at s=10 but
+    ~8 dB at s=20-30, so a grid of default-like strengths would understate ffmpeg badly."""
     f = ml_collections.ConfigDict()
-    f.hqdn3d = ("4:3:6:4.5", "8:6:12:9", "16:12:24:18")  # luma/chroma spatial, luma/chroma temporal
+    f.hqdn3d = ("8:6:12:9", "32:24:48:36", "64:48:96:72")  # luma/chroma spatial, luma/chroma temporal
     f.atadenoise = tuple(f"0a={a}:0b={b}:1a={a}:1b={b}:2a={a}:2b={b}:s=9" for a, b in
-                         ((0.04, 0.08), (0.1, 0.2), (0.2, 0.5)))  # thresholds per plane, 9 frames averaged
-    f.nlmeans = ("s=3", "s=6", "s=10")  # spatial non-local means, patch 7, research 15 (defaults)
-    f.fftdnoiz = tuple(f"sigma={s}:prev=1:next=1" for s in (4, 8, 16))  # 3-D FFT over +-1 frame
+                         ((0.1, 0.2), (0.3, 1.0), (0.3, 5.0)))  # thresholds per plane (a <= 0.3), 9 frames
+    f.nlmeans = ("s=10", "s=20", "s=30")  # spatial non-local means (s <= 30), patch 7, research 15 (defaults)
+    f.fftdnoiz = tuple(f"sigma={s}:prev=1:next=1" for s in (16, 48, 100))  # 3-D FFT over +-1 frame (sigma <= 100)
     # bm3d: one-stage (basic estimate) with the filter's default single-block groups: grouping 8 blocks costs ~4x
-    # the time (0.5 s per 240x320 frame here), too slow for this run; two strengths only.
-    f.bm3d = tuple(f"sigma={s}" for s in (8, 16))
+    # the time (0.5 s per 240x320 frame here), too slow for this run.
+    f.bm3d = tuple(f"sigma={s}" for s in (16, 48, 128))
     return f
 
 
