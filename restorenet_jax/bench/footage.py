@@ -109,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
 
     full = footage_bench.get_config()
     p = argparse.ArgumentParser(prog="python -m restorenet_jax.bench.footage", description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--checkpoint", default="", help="our model: a model dir or training workdir ('' skips ours)")
-    p.add_argument("--out", default="", help="write OUT.json and OUT.md ('' prints the Markdown only)")
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default="", help="our model: a model dir or training workdir (default: none, ours skipped)")
+    p.add_argument("--out", default="", help="write OUT.json and OUT.md (default: none, the Markdown is only printed)")
     p.add_argument("--quick", action="store_true", help="tiny clips, two settings, one strength per filter")
     p.add_argument("--settings", nargs="+", metavar="NAME", help=f"settings to run (default: all: "
                    f"{' '.join(full.setting_names)})")
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="add a whole-clip restorer (e.g. temporal=pkg.mod:restore_clip; frames float32 [T,H,W,3] "
                    "in [0, 1] -> frames); it joins the methods")
     p.add_argument("--frames", type=int, help="frames per clip (default: the config's)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown)")
     args = p.parse_args(argv)
     cfg = footage_bench.get_config("quick" if args.quick else "")
     try:
