@@ -35,3 +35,35 @@ def test_resumed_stream_with_context_equals_uninterrupted():
     whole = list(temporal.fuse_stream(frames, 2))
     resumed = list(temporal.fuse_stream(frames[5 - 2:], 2, drop=2))
     assert len(resumed) == 3 and all(np.array_equal(a, b) for a, b in zip(whole[5:], resumed))
+
+
+def test_temporal_footage_job_crashed_and_resumed_equals_uninterrupted(tmp_path):
+    import pytest
+
+    from restorenet_jax.inference import footage, video
+
+    c = dark_clip(n=14, h=40, w=56, seed=4)
+    src = tmp_path / "dark.mp4"
+    with video.VideoWriter(src, (56, 40), 10, quality=9) as w:
+        for f in c.noisy:
+            w.write(f)
+    opts = footage.JobOptions(batch=2, segment_frames=4, progress=False, temporal=2)
+    whole = tmp_path / "whole.mp4"
+    assert footage.restore_footage(lambda xb: xb, src, whole, opts).temporal == 2
+    calls = []
+
+    def crashing(xb):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return xb
+
+    dst = tmp_path / "resumed.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        footage.restore_footage(crashing, src, dst, opts)
+    result = footage.restore_footage(lambda xb: xb, src, dst, opts)
+    assert result.resumed_frames > 0 and result.frames == 14
+    _, a = video.open_video(whole)
+    _, b = video.open_video(dst)
+    a, b = np.stack(list(a)), np.stack(list(b))
+    assert a.shape == b.shape and np.array_equal(a, b)
