@@ -227,6 +227,14 @@ def restore_paths(fn: ImageFn, paths: Sequence[Path], out_dir: Path, same_ext: b
     return failures
 
 
+def _temporal_arg(text: str) -> int | str:
+    if text == "auto":
+        return text
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError("must be 'auto' or a whole number >= 0")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     p = argparse.ArgumentParser(prog="python -m restorenet_jax.restore", description=__doc__.split("\n\n")[0],
@@ -263,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "of each video file")
     p.add_argument("--segment-frames", type=int, default=300, metavar="N", help="video frames per segment kept "
                    "across a crash (a segment also closes after 60 s of work, so little is redone)")
+    p.add_argument("--temporal", type=_temporal_arg, default="auto", metavar="K", help="fuse each video frame with "
+                   "its K aligned neighbours on each side before the model (moving objects are not ghosted); 0: off; "
+                   "auto: K=2 when the first frame is noisy (default: auto)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     return p
 
@@ -305,12 +316,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not os.access(out_dir, os.W_OK | os.X_OK):
         parser.exit(2, f"{parser.prog}: error: output folder {out_dir} is not writable\n")
     fn = make_image_fn(restorer, args.tile, args.overlap, args.tile_batch)
-    job = footage.JobOptions(batch=args.batch, duration=args.duration, segment_frames=args.segment_frames)
+    job = footage.JobOptions(batch=args.batch, duration=args.duration, segment_frames=args.segment_frames,
+                              temporal=args.temporal)
     if streams or any(p.suffix.lower() in media_io.VIDEO_EXTS for p in paths):
         # What decides a video's pixels: an unfinished job continues only with the same weights and settings.
         job = dataclasses.replace(job, settings={
             "model": footage.params_fingerprint(getattr(restorer, "params", {})), "arch": repr(restorer.arch),
-            "dtype": restorer.dtype, "tile": args.tile, "overlap": args.overlap if args.tile else None})
+            "dtype": restorer.dtype, "tile": args.tile, "overlap": args.overlap if args.tile else None,
+            "temporal": args.temporal})
     failures = restore_paths(fn, paths, out_dir, same_ext=args.same_ext, gray_as_rgb=args.gray_as_rgb,
                              progress=not args.quiet, overwrite=args.overwrite, max_pixels=args.max_pixels,
                              frames_fn=make_frames_fn(restorer, fn, args.tile), job=job, streams=streams)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -31,7 +32,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 import numpy as np
 from tqdm import tqdm
 
-from restorenet_jax.inference import video
+from restorenet_jax.inference import temporal, video
 from restorenet_jax.inference.media_io import UnreadableImage
 
 # float32 [B, H, W, 3] in [0, 1] -> [B, H, W, 3] (numpy or a device array still being computed; clipped here).
@@ -67,6 +68,7 @@ class JobOptions:
     overwrite: bool = False
     progress: bool = True
     settings: Mapping[str, Any] = field(default_factory=dict)
+    temporal: int | str = 0  # radius k of temporal fusion (`temporal.fuse_stream`); "auto": `temporal.choose_k`
 
 
 @dataclass
@@ -76,6 +78,7 @@ class JobResult:
     frames: int
     resumed_frames: int
     audio: str
+    temporal: int = 0
 
 
 def stream_stem(url: str) -> str:
@@ -224,7 +227,9 @@ def _restore_into(frames_fn: FramesFn, frames: Iterator[np.ndarray], segments: _
 
     for chunk in _batches(frames, batch, limit):
         n = len(chunk)
-        x = np.stack(chunk + [chunk[-1]] * (batch - n)).astype(np.float32) / 255.0  # [batch, H, W, 3]
+        x = np.stack(chunk + [chunk[-1]] * (batch - n)).astype(np.float32)  # [batch, H, W, 3]
+        if chunk[0].dtype == np.uint8:  # decoded frames; fused frames are float in [0, 1] already
+            x = x / 255.0
         result = frames_fn(x)  # dispatched; a device array computes while the previous batch is written
         if pending is not None:
             flush(*pending)
@@ -284,20 +289,28 @@ def _run_job(frames_fn: FramesFn, source: str | Path, dst: Path, work: Path, ide
     if manifest is not None and manifest.get("complete"):
         return _publish(work, dst, manifest), None  # killed between joining and renaming: only the rename is left
     skip = 0 if manifest is None or live else sum(s["frames"] for s in manifest["segments"])
-    info, frames = video.open_video(source, max_pixels=opts.max_pixels, skip=skip)
+    # Temporal fusion needs the k frames before the first new one as context: they are read again, not restored.
+    k = manifest.get("temporal_k", 0) if manifest is not None else None
+    context = 0 if live or not k else min(skip, k)
+    info, frames = video.open_video(source, max_pixels=opts.max_pixels, skip=skip - context)
+    raw = frames  # closed at the end, whatever wraps it
+    if k is None:  # a fresh job: "auto" decides from the first frame, and the manifest keeps the decision
+        k, frames = _temporal_radius(opts.temporal, frames)
+    if k:
+        frames = temporal.fuse_stream(frames, k, drop=context)
     if manifest is None:
-        manifest = {**identity, "rate": str(info.rate), "size": list(info.size), "segments": []}
+        manifest = {**identity, "rate": str(info.rate), "size": list(info.size), "temporal_k": k, "segments": []}
         _write_json_atomic(work / "manifest.json", manifest)
         if not opts.overwrite:
             # Reserve the name by exclusive creation: a file that appeared since the check is never replaced.
             try:
                 open(dst, "xb").close()
             except FileExistsError:
-                frames.close()
+                raw.close()
                 (work / "manifest.json").unlink()
                 raise FileExistsError(f"{dst} already exists, not replaced (--overwrite replaces it)") from None
     elif (manifest["rate"], manifest["size"]) != (str(info.rate), list(info.size)):
-        frames.close()
+        raw.close()
         raise FootageError(f"{source} now reads as {info.size[0]}x{info.size[1]} at {info.rate} frames/s, not as "
                            f"when the unfinished job in {work} started; --overwrite starts again")
     rate = Fraction(manifest["rate"])
@@ -315,7 +328,7 @@ def _run_job(frames_fn: FramesFn, source: str | Path, dst: Path, work: Path, ide
             segments.abandon()
             raise
         finally:
-            frames.close()
+            raw.close()
     if segments.frames == 0:
         shutil.rmtree(work, ignore_errors=True)
         _drop_reservation(dst)
@@ -373,4 +386,16 @@ def _publish(work: Path, dst: Path, manifest: dict, resumed: Optional[int] = Non
         os.replace(final, dst)
     shutil.rmtree(work, ignore_errors=True)
     frames = sum(s["frames"] for s in manifest["segments"])
-    return JobResult(frames, frames if resumed is None else resumed, manifest.get("audio", "none"))
+    return JobResult(frames, frames if resumed is None else resumed, manifest.get("audio", "none"),
+                     manifest.get("temporal_k", 0))
+
+
+def _temporal_radius(setting: int | str, frames: Iterator[np.ndarray]) -> tuple[int, Iterator[np.ndarray]]:
+    """(k, frames): the fusion radius for this job and the frames, the first one peeked at for "auto"."""
+    if setting != "auto":
+        return int(setting), frames
+    try:
+        first = next(frames)
+    except StopIteration:
+        return 0, iter(())
+    return temporal.choose_k(first), itertools.chain([first], frames)
