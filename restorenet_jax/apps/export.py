@@ -155,7 +155,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--output {out} is a folder; give a file name such as {out / ('model' + SUFFIX[args.format])}")
     taken = [p for p in naming.files_written(out, args.format) if p.exists() or p.is_symlink()]
     if taken and not args.overwrite:
-        parser.error(f"--output {out}: {', '.join(map(str, taken))} exist(s) (--overwrite replaces them)")
+        parser.error(f"--output {out}: {', '.join(map(str, taken))} already exists (--overwrite replaces it)")
     if args.format == "stablehlo" and args.size is None and args.tlc is not False:
         from restorenet_jax.models.model_dir import ModelDirError, read_arch
 
