@@ -21,3 +21,12 @@ modules `main`, `restore`, `serve`, `evaluate`, `prepare_data`, `export_degraded
 """
 
 __version__ = "0.1.0"
+
+# Nothing leaves the machine. OpenVINO's converter imports the `openvino_telemetry` package as soon as `openvino` is
+# imported; that package writes a client id and statistics under ~/intel, forks a sender process from inside the
+# (multithreaded) JAX process and contacts an analytics host. With the name blocked here, before any engine can import
+# openvino, OpenVINO falls back to its own no-op stub (as when the package is not installed), and so does NNCF.
+# Every command and the library API import this package first, so this one line covers every engine.
+import sys as _sys
+
+_sys.modules.setdefault("openvino_telemetry", None)

@@ -107,7 +107,7 @@ def test_cli_writes_each_format(micro_checkpoint, tmp_path):
     x = _image(37, 53, seed=5)
     want = _jax(arch, params, x)
     assert export_cli.main(["--checkpoint", str(path), "--format", "onnx", "--output", str(tmp_path / "m")]) == 0
-    record = json.loads((tmp_path / "m.json").read_text())
+    record = json.loads((tmp_path / "m.onnx.json").read_text())
     assert record["kind"] == "baseline" and record["size"] == "dynamic" and record["layout"] == "NCHW"
     import onnx
 

@@ -24,7 +24,6 @@ missing split.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import re
 import sys
@@ -32,6 +31,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
+
+from restorenet_jax.configs.cli import HelpFormatter, add_verbosity_argument, quiet_logs
+from restorenet_jax.configs.degradations import NOISE_KINDS
+from restorenet_jax.configs.files import ConfigFileError
 
 Predict = Callable[[np.ndarray], np.ndarray]  # [H, W, C] -> [H, W, C]
 AUTO_TILE = 512  # tile side used for images over --max-pixels when --tile is not given (the original's grid)
@@ -50,18 +53,20 @@ def with_tiling(fn: Predict, tile: int = 0, overlap: int = 32, max_pixels: int =
     return run
 
 
-def load_data_config(path: Optional[str]) -> Any:
-    """configs/data.py's default, or `get_config()` of a config file (its `.data` when it is a training config)."""
-    if path is None:
+def load_data_config(spec: Optional[str]) -> Any:
+    """configs/data.py's default, or `get_config([variant])` of a config file `path.py[:variant]` (its `.data` when
+    it is a training config), read by the loader training uses.
+
+    Raises:
+      ConfigFileError: the file is missing or broken, or the variant unknown (one-line message).
+    """
+    if spec is None:
         from restorenet_jax.configs.data import get_data_config
 
         return get_data_config()
-    spec = importlib.util.spec_from_file_location("_eval_config", path)
-    if spec is None or not Path(path).is_file():
-        raise FileNotFoundError(f"config file {path} not found")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cfg = module.get_config()
+    from restorenet_jax.configs.files import load_config_file
+
+    cfg = load_config_file(spec)
     return cfg.data if "data" in cfg else cfg
 
 
@@ -73,8 +78,7 @@ def output_stem(dataset: str, split: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     p = argparse.ArgumentParser(prog="python -m restorenet_jax.evaluate", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 2)[2])
+                                formatter_class=HelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
     p.add_argument("--checkpoint", required=True, help="converted model directory or training workdir")
     p.add_argument("--dataset", required=True, help="dataset spec(s) NAME[/CONFIG][@SPLIT], comma-separated, e.g. "
                    "embedded, realblur_j, gopro_large/blur_gamma, realblur_tele/j, bsd_b@train")
@@ -95,10 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=int, default=None, help="centre-crop every image to this square side first "
                    "(default: the data config's eval_crop, 0 = full resolution); fewer shapes compile faster")
     p.add_argument("--data-dir", default=None, help="TFDS data dir (default: the data config's data_dir)")
-    p.add_argument("--config", default=None, help="data or training config file (default: configs/data.py); "
-                   "its noise / blur / eval_crop settings make the degraded inputs")
-    p.add_argument("--noise", default=None, choices=("low_light", "gaussian", "poisson", "danet", "none"),
-                   help="override the data config's noise model")
+    p.add_argument("--config", default=None, metavar="FILE.py[:VARIANT]",
+                   help="data or training config file, with a variant as training takes it (e.g. "
+                   "configs/bsd64.py:demo_cctv); its noise / blur / eval_crop settings make the degraded inputs "
+                   "(default: the built-in configs/data.py)")
+    p.add_argument("--noise", default=None, choices=NOISE_KINDS,
+                   help="override the data config's noise model (default: the config's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic degradations")
     p.add_argument("--quantize", action="store_true", help="round images to uint8 levels before scoring")
     p.add_argument("--ssim3d", action="store_true", help="NAFNet's 3-D SSIM window instead of the standard 2-D")
@@ -106,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what runs the model (same scores): auto = JAX on an accelerator, else OpenVINO, else ONNX "
                    "Runtime when installed, else JAX (default: auto)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_verbosity_argument(p)
     return p
 
 
@@ -113,13 +120,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the CLI; returns 0, or exits with status 2 on bad input."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_logs(args.verbosity)
     if min(args.limit, args.tile, args.max_pixels, args.crop or 0) < 0:
         parser.error("--limit, --tile, --max-pixels and --crop must be >= 0")
     if args.tile and not 0 <= 2 * args.overlap <= args.tile:
         parser.error("--overlap must be between 0 and tile/2")
     try:
         data_cfg = load_data_config(args.config)
-    except Exception as e:  # a broken config file: report it in one line, not as a traceback
+    except ConfigFileError as e:  # a missing or broken file, an unknown variant: one line, not a traceback
         parser.error(f"--config: {e}")
     if args.data_dir:
         data_cfg.data_dir = args.data_dir

@@ -15,10 +15,12 @@ any image size works:
   stablehlo  `jax.export` serialized, weights inside: jax.export.deserialize(open(OUT, 'rb').read()).call(x) with
              x [B, H, W, 3] (NHWC) -> [B, H, W, 3], no model code needed. A TLC model needs --size.
 --compare (onnx, openvino) outputs every method the evaluate command scores, stacked along channels.
-Beside the artifact, OUT's stem + .json records the model, the layout and the sizes.
+Beside the artifact, BASE.<format>.json records the model, the layout and the sizes. Every format has its own
+names (BASE.onnx; BASE.xml + BASE.bin; BASE.stablehlo), so exports of several formats to one base keep each other's
+files; --output is BASE or BASE + the format's suffix, any other suffix is refused (restorenet_jax.deploy.naming).
 
 Exit status 0 on success, 2 for bad arguments: an unusable checkpoint, an unsupported format, a missing runtime
-package, an existing output without --overwrite.
+package, a suffix of another format, any file of the export already there without --overwrite.
 """
 from __future__ import annotations
 
@@ -29,8 +31,11 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from restorenet_jax.configs.cli import HelpFormatter
+from restorenet_jax.deploy import naming
+
 FORMATS = ("onnx", "openvino", "stablehlo")
-SUFFIX = {"onnx": ".onnx", "openvino": ".xml", "stablehlo": ".stablehlo"}
+SUFFIX = naming.SUFFIX
 _PACKAGES = {"onnx": ("onnx",), "openvino": ("onnx", "openvino"), "stablehlo": ()}
 
 
@@ -49,11 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     intro, _, rest = __doc__.partition("\n\n")
     p = argparse.ArgumentParser(prog="python -m restorenet_jax.export", description=intro, epilog=rest,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", required=True, help="converted model directory or training workdir")
     p.add_argument("--format", required=True, choices=FORMATS, help="artifact to write")
     p.add_argument("--output", "-o", required=True,
-                   help="artifact path (suffix .onnx / .xml / .stablehlo added when missing)")
+                   help="artifact base path BASE, or BASE.onnx / BASE.xml / BASE.stablehlo for the chosen format")
     p.add_argument("--size", type=parse_size, default=None, metavar="HxW",
                    help="fix the input size (default: dynamic height and width)")
     p.add_argument("--batch", type=int, default=None, help="fix the batch size (default: dynamic)")
@@ -121,7 +126,7 @@ def export(args: argparse.Namespace, out: Path) -> list[Path]:
             os.replace(tmp.with_suffix(".bin"), out.with_suffix(".bin"))
             os.replace(tmp, out)
             written.append(out.with_suffix(".bin"))
-    sidecar = out.with_suffix(".json") if out.suffix != ".json" else out.with_name(out.name + ".info.json")
+    sidecar = naming.record_path(out, args.format)
     _write_atomic(sidecar, (json.dumps(record, indent=2) + "\n").encode())
     return written + [sidecar]
 
@@ -139,13 +144,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     missing = _missing_packages(args.format)
     if missing:
         parser.error(f"--format {args.format} needs {', '.join(missing)}: pip install {' '.join(missing)}")
-    out = Path(args.output)
-    if not out.suffix:
-        out = out.with_suffix(SUFFIX[args.format])
+    if Path(args.output).is_dir():
+        parser.error(f"--output {args.output} is a folder; give a file name such as "
+                     f"{Path(args.output) / ('model' + SUFFIX[args.format])}")
+    try:
+        out = naming.artifact_path(args.output, args.format)
+    except naming.OutputNameError as e:
+        parser.error(str(e))
     if out.is_dir():
         parser.error(f"--output {out} is a folder; give a file name such as {out / ('model' + SUFFIX[args.format])}")
-    if out.exists() and not args.overwrite:
-        parser.error(f"--output {out} exists (--overwrite replaces it)")
+    taken = [p for p in naming.files_written(out, args.format) if p.exists() or p.is_symlink()]
+    if taken and not args.overwrite:
+        parser.error(f"--output {out}: {', '.join(map(str, taken))} already exists (--overwrite replaces it)")
     if args.format == "stablehlo" and args.size is None and args.tlc is not False:
         from restorenet_jax.models.model_dir import ModelDirError, read_arch
 

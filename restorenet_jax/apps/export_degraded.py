@@ -12,10 +12,11 @@ from __future__ import annotations
 import sys
 
 from absl import flags
-from ml_collections import config_flags
 
 from restorenet_jax.apps.absl_cli import run_with_help
 from restorenet_jax.configs import data as data_config
+from restorenet_jax.configs.cli import absl_verbosity, quiet_logs
+from restorenet_jax.configs.files import define_config_file_flag, exit_on_config_error
 from restorenet_jax.data import transforms
 from restorenet_jax.data.export import export
 
@@ -24,8 +25,8 @@ FLAGS = flags.FLAGS
 
 def _define_flags() -> None:
     # Defined only when run as a program, so importing this module never clashes with other --config flags.
-    config_flags.DEFINE_config_file('config', data_config.__file__,
-                                    'data config file (default: the built-in restorenet_jax/configs/data.py)')
+    define_config_file_flag('config', data_config.__file__,
+                            'data config file[:variant] (default: the built-in restorenet_jax/configs/data.py)')
     flags.DEFINE_string('out', None, 'output folder (created; must be empty or absent)')
     flags.DEFINE_string('split', None, 'split to export (default: config.train_split)')
     flags.DEFINE_integer('seed', 0, 'seed of the kinds and degradations')
@@ -34,6 +35,7 @@ def _define_flags() -> None:
 
 def main(argv: list[str]) -> None:
     del argv
+    quiet_logs(absl_verbosity())
     if not FLAGS.out:
         print('error: --out is required', file=sys.stderr)
         sys.exit(2)
@@ -49,6 +51,7 @@ def main(argv: list[str]) -> None:
 def run() -> None:
     """Console-script and `python -m` entry point: defines the flags and runs `main`."""
     _define_flags()
+    exit_on_config_error(sys.argv[1:], 'config')
     run_with_help(main, __doc__, __name__)
 
 

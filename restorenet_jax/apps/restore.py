@@ -2,7 +2,9 @@
 
     python -m restorenet_jax.restore --checkpoint runs/demo photos/ 'cam*/night_*.jpg' clip.mp4 --output restored/
 
-Outputs go to OUT/<stem>.png for images (8-bit in -> 8-bit out, 16-bit PNG in -> 16-bit PNG out; alpha kept
+Folders are read with their sub-folders, and outputs mirror the inputs' layout: a folder's files keep their path
+relative to it, a glob's relative to its fixed leading folders, a named file its name (restorenet_jax.apps.
+restore_layout). Outputs go to OUT/<relative folder>/<stem>.png for images (8-bit in -> 8-bit out, 16-bit PNG in -> 16-bit PNG out; alpha kept
 untouched) and OUT/<stem>.mp4 for videos (the same frames, frame size and exact frame rate, audio copied through);
 `--same-ext` keeps each image's own format (JPEG stays JPEG). Grayscale images are restored as RGB (the model is
 trained on colour) and converted back to one channel with BT.601 luma; `--gray-as-rgb` keeps the RGB result instead.
@@ -15,7 +17,7 @@ output is complete. Stream URLs (rtsp://, udp://, http://, ...) are inputs too, 
 `--duration SECONDS` records that long from a live stream (or restores only the start of a file).
 
 An input is never overwritten: an output name that would hit an input of the run, or another output of the same
-run, becomes OUT/<stem>_<ext>.<out ext> (then <stem>_restored.<out ext>, <stem>_restored1, ...). A file already in
+run, is reported and becomes OUT/<stem>_<ext>.<out ext> (then <stem>_restored.<out ext>, <stem>_restored1, ...). A file already in
 the output folder is not replaced either: that input is reported and skipped, unless `--overwrite` is given.
 
 Images whose header declares more than --max-pixels pixels (a decompression bomb: a few bytes that claim a huge
@@ -31,16 +33,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import glob
 import os
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from restorenet_jax.apps.restore_layout import collect_inputs, output_path
+from restorenet_jax.configs.cli import HelpFormatter, add_verbosity_argument, quiet_logs
 from restorenet_jax.inference import footage
 from restorenet_jax.inference import media_io
 from restorenet_jax.inference import tiling
@@ -79,50 +82,6 @@ def restore_picture(fn: ImageFn, pic: media_io.Picture) -> media_io.Picture:
     return media_io.with_rgb(pic, fn(pic.rgb))
 
 
-def collect_inputs(args: Sequence[str]) -> tuple[list[Path], list[str]]:
-    """Expands files, folders (their images and videos, sorted, not recursive) and globs.
-
-    Returns:
-      (paths, missing): existing files in order without duplicates, and the arguments that matched nothing.
-    """
-    found: list[Path] = []
-    missing: list[str] = []
-    known = media_io.IMAGE_EXTS | media_io.VIDEO_EXTS
-    for arg in args:
-        p = Path(arg)
-        if p.is_dir():
-            found += sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in known)
-        elif p.is_file():
-            found.append(p)
-        else:
-            matches = sorted(Path(m) for m in glob.glob(arg, recursive=True) if os.path.isfile(m))
-            if matches:
-                found += matches
-            else:
-                missing.append(arg)
-    seen, unique = set(), []
-    for p in found:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    return unique, missing
-
-
-def output_path(src: Path, out_dir: Path, ext: str, inputs: set[Path], taken: set[Path]) -> Path:
-    """OUT/<stem><ext>, made unique within this run and never equal to an input file.
-
-    Files already on disk are not considered here: `restore_paths` refuses to replace them (see `_claim`).
-    """
-    candidates = [out_dir / f"{src.stem}{ext}", out_dir / f"{src.stem}_{src.suffix.lstrip('.').lower()}{ext}"]
-    candidates += [out_dir / f"{src.stem}_restored{i or ''}{ext}" for i in range(100)]
-    for c in candidates:
-        if c.resolve() not in inputs and c.resolve() not in taken:
-            taken.add(c.resolve())
-            return c
-    raise RuntimeError(f"no free output name for {src}")
-
-
 def _exists_error(dst: Path) -> FileExistsError:
     return FileExistsError(f"{dst} already exists, not replaced (--overwrite replaces it)")
 
@@ -133,15 +92,22 @@ def _check_free(dst: Path, overwrite: bool) -> None:
         raise _exists_error(dst)
 
 
-def _claim(dst: Path, overwrite: bool):
-    """Opens `dst` for writing; without `overwrite` only if it does not exist yet.
-
-    Exclusive creation makes the no-replace rule hold even if the file appears after `_check_free` looked.
-    """
+def _publish(dst: Path, data: bytes, overwrite: bool) -> None:
+    """Writes `data` to `dst` through a hidden temporary file renamed into place, so that a crash never leaves a
+    partial image under the output's name; without `overwrite` only if `dst` does not exist yet (a hard link is
+    exclusive like `open(..., 'x')`, so the no-replace rule holds even if the file appears after `_check_free`)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
     try:
-        return open(dst, "wb" if overwrite else "xb")
+        if overwrite:
+            os.replace(tmp, dst)
+        else:
+            os.link(tmp, dst)
     except FileExistsError:
         raise _exists_error(dst) from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def restore_video(frames_fn: footage.FramesFn, src: Path | str, dst: Path, job: footage.JobOptions) -> int:
@@ -160,22 +126,30 @@ def restore_video(frames_fn: footage.FramesFn, src: Path | str, dst: Path, job: 
     return footage.restore_footage(frames_fn, src, dst, job).frames
 
 
-def _restore_image(fn: ImageFn, src: Path, out_dir: Path, inputs: set[Path], taken: set[Path], same_ext: bool,
-                   gray_as_rgb: bool, overwrite: bool, max_pixels: int) -> None:
+def _restore_image(fn: ImageFn, src: Path, rel: PurePath, out_dir: Path, inputs: set[Path], taken: set[Path],
+                   same_ext: bool, gray_as_rgb: bool, overwrite: bool, max_pixels: int) -> None:
     data = src.read_bytes()
     media_io.check_image_size(data, max_pixels)  # from the header alone: a bomb is refused before decoding
     pic = media_io.decode_image(data)
     fmt, ext = "PNG", ".png"
     if same_ext and pic.format != "PNG":
         fmt, ext = pic.format, src.suffix.lower()
-    dst = output_path(src, out_dir, ext, inputs, taken)
+    dst = _output(src, rel, out_dir, ext, inputs, taken)
     _check_free(dst, overwrite)
     encoded = media_io.encode_image(restore_picture(fn, pic), fmt=fmt, keep_gray=not gray_as_rgb)
-    with _claim(dst, overwrite) as f:
-        f.write(encoded)
+    _publish(dst, encoded, overwrite)
 
 
-def restore_paths(fn: ImageFn, paths: Sequence[Path], out_dir: Path, same_ext: bool = False,
+def _output(src: Path | str, rel: PurePath, out_dir: Path, ext: str, inputs: set[Path], taken: set[Path]) -> Path:
+    """`restore_layout.output_path`, saying so when the input's natural output name was taken by another."""
+    dst = output_path(rel, out_dir, ext, inputs, taken)
+    if dst.name != f"{PurePath(rel.name).stem}{ext}":
+        tqdm.write(f"note: {src} -> {dst} (its natural output name is an input or another input's output)",
+                   file=sys.stderr)
+    return dst
+
+
+def restore_paths(fn: ImageFn, paths: Sequence[Path | tuple[Path, PurePath]], out_dir: Path, same_ext: bool = False,
                   gray_as_rgb: bool = False, progress: bool = True, overwrite: bool = False,
                   max_pixels: int = DEFAULT_MAX_PIXELS, frames_fn: Optional[footage.FramesFn] = None,
                   job: footage.JobOptions = footage.JobOptions(), streams: Sequence[str] = ()
@@ -184,7 +158,8 @@ def restore_paths(fn: ImageFn, paths: Sequence[Path], out_dir: Path, same_ext: b
 
     Args:
       fn: the image function (`make_image_fn`).
-      paths: image and video files.
+      paths: image and video files, or (file, relative output path) pairs from `restore_layout.collect_inputs`
+        (a bare path is written under its name).
       out_dir: the output folder, created if missing.
       same_ext: keep each image's format and each video's container instead of PNG/MP4.
       gray_as_rgb: write grayscale inputs as RGB.
@@ -199,24 +174,29 @@ def restore_paths(fn: ImageFn, paths: Sequence[Path], out_dir: Path, same_ext: b
     frames_fn = frames_fn or make_frames_fn(None, fn)
     job = dataclasses.replace(job, overwrite=overwrite, max_pixels=max_pixels, progress=progress)
     out_dir.mkdir(parents=True, exist_ok=True)
-    inputs = {p.resolve() for p in paths}
+    items = [p if isinstance(p, tuple) else (p, PurePath(p.name)) for p in paths]
+    inputs = {p.resolve() for p, _ in items}
     taken: set[Path] = set()
     failures: list[tuple[Path | str, str]] = []
     # Every image's header is checked against max_pixels before it is decoded, so Pillow's own lower guard (a
     # warning past 89 megapixels, an error past 179) would only overrule the limit the user chose. Restored on exit.
     pillow_bound, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
-        for src in tqdm([*paths, *streams], desc="restore", unit="file", disable=not progress):
+        for src, rel in tqdm([*items, *((s, None) for s in streams)], desc="restore", unit="file",
+                             disable=not progress):
             try:
                 if isinstance(src, str):  # a stream URL
-                    stem = footage.stream_stem(src)
-                    dst = output_path(Path(f"{stem}.{src.partition(':')[0].lower()}"), out_dir, ".mp4", inputs, taken)
+                    rel = PurePath(f"{footage.stream_stem(src)}.{src.partition(':')[0].lower()}")
+                    dst = _output(src, rel, out_dir, ".mp4", inputs, taken)
+                    dst.parent.mkdir(parents=True, exist_ok=True)
                     restore_video(frames_fn, src, dst, job)
                 elif src.suffix.lower() in media_io.VIDEO_EXTS:
-                    dst = output_path(src, out_dir, src.suffix.lower() if same_ext else ".mp4", inputs, taken)
+                    dst = _output(src, rel, out_dir, src.suffix.lower() if same_ext else ".mp4", inputs, taken)
+                    dst.parent.mkdir(parents=True, exist_ok=True)
                     restore_video(frames_fn, src, dst, job)
                 else:
-                    _restore_image(fn, src, out_dir, inputs, taken, same_ext, gray_as_rgb, overwrite, max_pixels)
+                    _restore_image(fn, src, rel, out_dir, inputs, taken, same_ext, gray_as_rgb, overwrite,
+                                   max_pixels)
             except (media_io.UnreadableImage, OSError, ValueError) as e:
                 # ImageTooLarge and IncompleteVideo are ValueErrors; FileExistsError (a clash) is an OSError.
                 reason = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
@@ -238,8 +218,7 @@ def _temporal_arg(text: str) -> int | str:
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     p = argparse.ArgumentParser(prog="python -m restorenet_jax.restore", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 2)[2])
+                                formatter_class=HelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders, glob patterns, or "
                    "stream URLs (rtsp://, udp://, http://, ... anything ffmpeg opens)")
     p.add_argument("--checkpoint", required=True,
@@ -275,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "its K aligned neighbours on each side before the model (moving objects are not ghosted); 0: off; "
                    "auto: K=2 when the first frame is noisy (default: auto)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    add_verbosity_argument(p)
     return p
 
 
@@ -282,6 +262,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the CLI; returns the exit status (0 ok, 1 some inputs failed, 2 bad arguments)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_logs(args.verbosity)
     if args.tile < 0 or (args.tile and not 0 <= 2 * args.overlap <= args.tile):
         parser.error("--tile must be >= 0 and --overlap between 0 and tile/2")
     if args.max_pixels < 0:
@@ -294,7 +275,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         parser.error(f"--output {out_dir} exists and is not a folder")
     streams = [a for a in args.inputs if video.is_stream_url(a)]
-    paths, missing = collect_inputs([a for a in args.inputs if not video.is_stream_url(a)])
+    paths, missing = collect_inputs([a for a in args.inputs if not video.is_stream_url(a)], exclude=out_dir)
     if not paths and not streams and missing:
         parser.error(f"no input found: {', '.join(missing)}")
 
@@ -318,7 +299,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     fn = make_image_fn(restorer, args.tile, args.overlap, args.tile_batch)
     job = footage.JobOptions(batch=args.batch, duration=args.duration, segment_frames=args.segment_frames,
                               temporal=args.temporal)
-    if streams or any(p.suffix.lower() in media_io.VIDEO_EXTS for p in paths):
+    if streams or any(p.suffix.lower() in media_io.VIDEO_EXTS for p, _ in paths):
         # What decides a video's pixels: an unfinished job continues only with the same weights and settings.
         job = dataclasses.replace(job, settings={
             "model": footage.params_fingerprint(getattr(restorer, "params", {})), "arch": repr(restorer.arch),

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import jax
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from restorenet_jax.apps.absl_cli import run_with_help
+from restorenet_jax.configs.cli import absl_verbosity, quiet_logs
+from restorenet_jax.configs.files import define_config_file_flag, exit_on_config_error
 from restorenet_jax.training import sharding
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Training configuration file (configs/*.py[:variant]).",
-                                          lock_config=True)
+_CONFIG = define_config_file_flag("config", None, "Training configuration file (configs/*.py[:variant]).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and the report.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -42,6 +42,7 @@ def use_compilation_cache(config_dir: str) -> str | None:
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    quiet_logs(absl_verbosity())  # checkpointing and data-loading INFO lines only with --verbosity 0 (absl's INFO)
     use_compilation_cache(_CONFIG.value.get("compilation_cache_dir", ""))
     sharding.maybe_initialize_distributed(_CONFIG.value.get("cluster"))
     logging.info("process %d of %d; devices: %s", jax.process_index(), jax.process_count(), jax.devices())
@@ -52,8 +53,7 @@ def main(argv: list[str]) -> int:
     try:
         report = loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     except (ConfigError, InitError, stage.NonFiniteError, checkpoints.CorruptCheckpointError) as e:
-        logging.error("%s", e)
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)  # once: the absl log would repeat it
         return 2
     o = report["overall"]
     print(f"held-out: input {o['input_psnr']:.2f} dB -> output {o['output_psnr']:.2f} dB "
@@ -67,6 +67,7 @@ def run() -> None:
     # (configs/bsd32.py imports `configs.bsd64`).
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    exit_on_config_error(sys.argv[1:], "config")
     run_with_help(main, __doc__, __name__)
 
 

@@ -10,6 +10,9 @@ Images are float32 in [0, 1]; every noise level below is on that scale.
 """
 import ml_collections
 
+# Every noise model `get_noise_config().kind` can name: training, evaluation and the config check read this tuple.
+NOISE_KINDS = ('low_light', 'gaussian', 'poisson', 'cctv', 'danet', 'none')
+
 
 def get_noise_config() -> ml_collections.ConfigDict:
     """Noise synthesis settings (see restorenet_jax/data/degradations.py and camera_pipeline.py)."""

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 from absl import app, flags
-from ml_collections import config_flags
 
+from restorenet_jax.configs import data as data_config
+from restorenet_jax.configs.cli import absl_verbosity, quiet_logs
+from restorenet_jax.configs.files import define_config_file_flag, exit_on_config_error
 from restorenet_jax.data import pipeline
 
 FLAGS = flags.FLAGS
@@ -27,7 +30,8 @@ FLAGS = flags.FLAGS
 
 def _define_flags() -> None:
     # Defined only when run as a program, so importing this module never clashes with other --config flags.
-    config_flags.DEFINE_config_file('config', 'configs/data.py', 'data config file')
+    define_config_file_flag('config', data_config.__file__,
+                            'data config file[:variant] (default: the built-in restorenet_jax/configs/data.py)')
     flags.DEFINE_integer('batches', 30, 'batches to time (after one warm-up batch)')
     flags.DEFINE_integer('batch_size', 8, 'global batch size')
     flags.DEFINE_string('ratio', '1:0:0:0', 'input-kind ratio (default: all Blur+Noise, the costliest)')
@@ -72,6 +76,7 @@ def measure(data_cfg, batches: int, batch_size: int, seed: int = 0) -> dict:
 
 def main(argv: list[str]) -> None:
     del argv
+    quiet_logs(absl_verbosity())
     cfg = FLAGS.config
     cfg.ratio, cfg.crop_size = FLAGS.ratio, FLAGS.crop
     for field, value in (('degrade_on', FLAGS.degrade_on), ('crops_per_read', FLAGS.crops_per_read),
@@ -94,4 +99,8 @@ def main(argv: list[str]) -> None:
 
 if __name__ == '__main__':
     _define_flags()
+    if any(a in ('-h', '--help', '-help') for a in sys.argv[1:]):  # absl's own help exits 1 and lists every module
+        print(__doc__ + FLAGS.module_help(sys.modules[__name__].__name__).replace('__main__:', 'flags:'))
+        sys.exit(0)
+    exit_on_config_error(sys.argv[1:], 'config')
     app.run(main)

@@ -14,6 +14,7 @@ import ml_collections
 import numpy as np
 from scipy import signal
 
+from restorenet_jax.configs.degradations import NOISE_KINDS  # noqa: F401  (the one list, re-exported)
 from restorenet_jax.data import cctv
 from restorenet_jax.data.camera_pipeline import (  # noqa: F401  (re-exported: the low-level pieces)
     CameraParams,
@@ -24,7 +25,6 @@ from restorenet_jax.data.camera_pipeline import (  # noqa: F401  (re-exported: t
     unprocess,
 )
 
-NOISE_KINDS = ('low_light', 'gaussian', 'poisson', 'cctv', 'danet', 'none')
 BLUR_KINDS = ('motion', 'uniform', 'none')
 
 

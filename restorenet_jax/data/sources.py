@@ -4,9 +4,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import io
 from pathlib import Path
 
 import ml_collections
+from absl import logging
 import tensorflow_datasets as tfds
 
 from restorenet_jax.data.builders import BUILDERS, canonical_name, embedded_builder_config
@@ -67,7 +69,12 @@ def load_builder(spec: DatasetSpec, data_cfg: ml_collections.ConfigDict,
                 # Another process (a second host process, a parallel test worker) may have built it meanwhile.
                 builder = cls(data_dir=data_dir, file_format='array_record', config=config)
                 if not builder.is_prepared():
-                    builder.download_and_prepare()
+                    # TFDS prints "Downloading and preparing dataset ..." to stdout: misleading here (the photos
+                    # ship with scikit-image, nothing is downloaded), so it is replaced by one accurate line.
+                    logging.warning('building the embedded data set in %s (first use only; nothing is downloaded)',
+                                    data_dir)
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        builder.download_and_prepare()
         return builder
     builder = cls(data_dir=data_dir, file_format='array_record', config=spec.config)
     if not builder.is_prepared():
