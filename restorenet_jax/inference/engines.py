@@ -43,7 +43,13 @@ class EngineUnavailable(ValueError):
 
 def installed(engine: str) -> bool:
     """Whether `engine`'s packages are importable (JAX always is)."""
-    return all(importlib.util.find_spec(p) is not None for p in _NEEDS.get(engine, ()))
+    def found(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a broken or blocked install counts as missing
+            return False
+
+    return all(found(p) for p in _NEEDS.get(engine, ()))
 
 
 def default_engine(backend: str | None = None) -> str:
