@@ -13,6 +13,9 @@ FAST_COMPILE_FLAG = "--xla_backend_optimization_level=0"
 if FAST_COMPILE_FLAG not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + FAST_COMPILE_FLAG).strip()
 
+# Exact-output tests compare float32 numbers: the precision policy's `auto` would pick bf16 on CPUs that have it.
+os.environ.setdefault("RESTORENET_PRECISION", "fp32")
+
 import jax  # noqa: E402
 
 # Tiny test models spend most of their time compiling; a persistent cache makes re-runs fast.

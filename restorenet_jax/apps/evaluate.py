@@ -35,6 +35,7 @@ import numpy as np
 from restorenet_jax.configs.cli import HelpFormatter, add_verbosity_argument, quiet_logs
 from restorenet_jax.configs.degradations import NOISE_KINDS
 from restorenet_jax.configs.files import ConfigFileError
+from restorenet_jax.inference.precision import add_precision_argument
 
 Predict = Callable[[np.ndarray], np.ndarray]  # [H, W, C] -> [H, W, C]
 AUTO_TILE = 512  # tile side used for images over --max-pixels when --tile is not given (the original's grid)
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="auto", choices=("auto", "jax", "onnxruntime", "openvino"),
                    help="what runs the model (same scores): auto = JAX on an accelerator, else OpenVINO, else ONNX "
                    "Runtime when installed, else JAX (default: auto)")
+    add_precision_argument(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_verbosity_argument(p)
     return p
@@ -155,12 +157,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from restorenet_jax.models.predictor import split_methods
 
     try:
-        predictor = engines.load_engine(args.checkpoint, args.engine, tlc=args.tlc,
+        predictor = engines.load_engine(args.checkpoint, args.engine, tlc=args.tlc, precision=args.precision,
                                         which="best" if args.best else "latest")
     except engines.EngineUnavailable as e:
-        parser.error(f"--engine {args.engine}: {e}")
+        parser.error(f"--engine {args.engine} --precision {args.precision}: {e}")
     except (ModelDirError, OSError, ValueError, KeyError) as e:
         parser.error(f"--checkpoint: {e}")
+    print(predictor.precision.describe(predictor.engine), file=sys.stderr)
     arch = predictor.arch
     # One pass per image computes every method (each backbone once); tiles blend all methods' outputs together.
     stacked = with_tiling(predictor.compare_stacked, args.tile, args.overlap, args.max_pixels)
@@ -181,6 +184,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     table = scoring.format_method_tables(result)
     report = {"checkpoint": str(args.checkpoint), "which": "best" if args.best else "latest",
               "model": arch.kind, "tlc": arch.tlc, "engine": getattr(predictor, "engine", "jax"),
+              **predictor.precision.record(),
               "dataset": args.dataset, "split": args.split,
               "limit": args.limit, "crop": data_cfg.eval_crop, "seed": args.seed, "noise": data_cfg.noise.kind,
               "tiling": {"tile": args.tile, "overlap": args.overlap, "max_pixels": args.max_pixels},

@@ -14,6 +14,9 @@ any image size works:
              AVX-512 BF16 / AMX.
   stablehlo  `jax.export` serialized, weights inside: jax.export.deserialize(open(OUT, 'rb').read()).call(x) with
              x [B, H, W, 3] (NHWC) -> [B, H, W, 3], no model code needed. A TLC model needs --size.
+--int8 (openvino) quantises the model to int8 with NNCF, calibrated on crops of --calibration DIR or else of the
+checkpoint's training data (deploy/quantize.py says which layers stay in float and why); the result is written to
+OUT and cached beside the checkpoint, where `restore`/`serve --precision int8` find it.
 --compare (onnx, openvino) outputs every method the evaluate command scores, stacked along channels.
 Beside the artifact, BASE.<format>.json records the model, the layout and the sizes. Every format has its own
 names (BASE.onnx; BASE.xml + BASE.bin; BASE.stablehlo), so exports of several formats to one base keep each other's
@@ -36,7 +39,7 @@ from restorenet_jax.deploy import naming
 
 FORMATS = ("onnx", "openvino", "stablehlo")
 SUFFIX = naming.SUFFIX
-_PACKAGES = {"onnx": ("onnx",), "openvino": ("onnx", "openvino"), "stablehlo": ()}
+_PACKAGES = {"onnx": ("onnx",), "openvino": ("onnx", "openvino"), "stablehlo": (), "int8": ("nncf",)}
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -71,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bf16", action="store_true", help="stablehlo: compute in bfloat16 (inputs stay float32)")
     p.add_argument("--platforms", default="", help="stablehlo: lowering platforms, e.g. cpu,cuda (default: this "
                    "machine's)")
+    p.add_argument("--int8", action="store_true", help="openvino: post-training int8 quantisation (NNCF), also "
+                   "cached beside the checkpoint for --precision int8")
+    p.add_argument("--calibration", default=None, metavar="DIR", help="--int8: a folder of images like the footage "
+                   "to restore (default: the checkpoint's training data, recorded in a workdir's config.json)")
+    p.add_argument("--calibration-crops", type=int, default=300, metavar="N", help="--int8: calibration crops "
+                   "(default 300)")
+    p.add_argument("--crop-size", type=int, default=256, metavar="PX", help="--int8: side of the calibration crops "
+                   "(default 256)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     return p
 
@@ -116,7 +127,26 @@ def export(args: argparse.Namespace, out: Path) -> list[Path]:
         record.update(layout="NCHW", input="image: float32 [N, 3, H, W] RGB in [0, 1]",
                       output=f"restored: float32 [N, {channels}, H, W]",
                       methods=list(METHODS[arch.kind]) if args.compare else ["restored"])
-        if args.format == "onnx":
+        if args.int8:
+            import shutil
+
+            from restorenet_jax.deploy import quantize
+
+            which = "best" if args.best else "latest"
+            crops = (quantize.folder_crops(args.calibration, args.calibration_crops, args.crop_size)
+                     if args.calibration else
+                     quantize.checkpoint_crops(args.checkpoint, args.calibration_crops, args.crop_size))
+            model, done = quantize.quantize_model(arch, params, crops)
+            cached = quantize.write_cache(args.checkpoint, arch, params, model, done, which)
+            record.update(int8=done, calibration=str(args.calibration or "the checkpoint's training data"),
+                          cache=str(cached.parent))
+            if cached.resolve() != out.resolve():
+                for src, dst in ((cached.with_suffix(".bin"), out.with_suffix(".bin")), (cached, out)):
+                    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
+                    shutil.copyfile(src, tmp)
+                    os.replace(tmp, dst)
+            written.append(out.with_suffix(".bin"))
+        elif args.format == "onnx":
             _write_atomic(out, proto.SerializeToString())
         else:
             from restorenet_jax.deploy.openvino_ir import save_openvino
@@ -141,9 +171,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("--compare applies to onnx and openvino")
     if args.bf16 and args.format != "stablehlo":
         parser.error("--bf16 applies to stablehlo; OpenVINO picks its precision when it compiles the IR")
-    missing = _missing_packages(args.format)
+    if args.int8 and args.format != "openvino":
+        parser.error("--int8 applies to --format openvino")
+    if args.calibration_crops < 1 or args.crop_size < 16:
+        parser.error("--calibration-crops must be >= 1 and --crop-size >= 16")
+    missing = _missing_packages(args.format) + (["nncf"] if args.int8 and _missing_packages("int8") else [])
     if missing:
-        parser.error(f"--format {args.format} needs {', '.join(missing)}: pip install {' '.join(missing)}")
+        parser.error(f"--format {args.format}{' --int8' if args.int8 else ''} needs {', '.join(missing)}: "
+                     "pip install 'restorenet-jax[deploy]'")
     if Path(args.output).is_dir():
         parser.error(f"--output {args.output} is a folder; give a file name such as "
                      f"{Path(args.output) / ('model' + SUFFIX[args.format])}")
@@ -170,11 +205,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OSError as e:
         parser.error(f"cannot create {out.parent}: {e.strerror or e}")
 
+    from restorenet_jax.deploy.quantize import NoCalibration
     from restorenet_jax.models.model_dir import ModelDirError
 
     print(f"exporting {args.checkpoint} as {args.format} ...", file=sys.stderr)
     try:
         written = export(args, out)
+    except NoCalibration as e:
+        parser.error(str(e))
     except (ModelDirError, OSError, ValueError, KeyError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         parser.error(f"cannot export --checkpoint {args.checkpoint}: {reason}")

@@ -48,6 +48,7 @@ from restorenet_jax.inference import footage
 from restorenet_jax.inference import media_io
 from restorenet_jax.inference import tiling
 from restorenet_jax.inference import video
+from restorenet_jax.inference.precision import add_precision_argument
 
 # 8192 x 8192 (67 megapixels): above any CCTV or phone camera frame, below Pillow's own 89-megapixel warning bound.
 # A colour image that size is 0.8 GB as float32 before the model's activations: larger ones need --tile anyway.
@@ -229,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=0, help="tile size in pixels for large images (0: whole image)")
     p.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (<= tile/2)")
     p.add_argument("--tile-batch", type=int, default=4, help="tiles per forward pass")
-    p.add_argument("--bf16", action="store_true", help="compute in bfloat16 (faster on accelerators)")
+    add_precision_argument(p)
     p.add_argument("--engine", default="auto", choices=("auto", "jax", "onnxruntime", "openvino"),
                    help="what runs the model (same outputs): auto = JAX on an accelerator, else OpenVINO, else ONNX "
                    "Runtime when installed, else JAX (default: auto)")
@@ -284,10 +285,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     select = {"which": "best"} if args.best else {}
     try:
-        restorer = engines.load_engine(args.checkpoint, args.engine, tlc=args.tlc,
-                                       dtype="bfloat16" if args.bf16 else "float32", **select)
+        restorer = engines.load_engine(args.checkpoint, args.engine, tlc=args.tlc, precision=args.precision,
+                                       **select)
     except engines.EngineUnavailable as e:
-        parser.error(f"--engine {args.engine}: {e}")
+        parser.error(f"--engine {args.engine} --precision {args.precision}: {e}")
     except (ModelDirError, OSError, ValueError) as e:
         parser.error(f"--checkpoint: {e}")
     try:
@@ -296,6 +297,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.exit(2, f"{parser.prog}: error: cannot create output folder {out_dir}: {e.strerror or e}\n")
     if not os.access(out_dir, os.W_OK | os.X_OK):
         parser.exit(2, f"{parser.prog}: error: output folder {out_dir} is not writable\n")
+    print(restorer.precision.describe(restorer.engine), file=sys.stderr)
     fn = make_image_fn(restorer, args.tile, args.overlap, args.tile_batch)
     job = footage.JobOptions(batch=args.batch, duration=args.duration, segment_frames=args.segment_frames,
                               temporal=args.temporal)

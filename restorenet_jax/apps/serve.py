@@ -38,12 +38,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, Response
-
-from restorenet_jax.apps import serve_limits as limits
 from restorenet_jax.apps.restore import make_image_fn, restore_picture
 from restorenet_jax.inference import media_io
+from restorenet_jax.inference.precision import add_precision_argument
+
+try:  # the `serve` extra: without it --help still answers, and main() exits 2 naming the install command
+    from fastapi import FastAPI, Request
+    from fastapi.responses import FileResponse, Response
+
+    from restorenet_jax.apps import serve_limits as limits
+    MISSING_EXTRA = None
+except ModuleNotFoundError as _missing:
+    MISSING_EXTRA = _missing.name
+    limits = None
+INSTALL_HINT = "pip install 'restorenet-jax[serve]'"
 
 STATIC_DIR = Path(__file__).parent / "static"
 _NOT_AN_IMAGE = "the upload is not an image this service can read (PNG, JPEG, BMP, TIFF, WebP, GIF)"
@@ -78,6 +86,15 @@ class ServeSettings:
     workers: int = 2
 
 
+def _precision_record(restorer) -> dict:
+    """{precision, precision_reason} of the model (float32 for a bare Restorer made without load_engine)."""
+    chosen = getattr(restorer, "precision", None)
+    if chosen is None:
+        return {"precision": "bf16" if "bfloat16" in str(getattr(restorer, "dtype", "")) else "fp32",
+                "precision_reason": "asked"}
+    return chosen.record()
+
+
 def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
     """Builds the FastAPI app around one loaded `Restorer` (or any object with its call signature).
 
@@ -107,7 +124,8 @@ def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
     def healthz() -> dict:
         return {"status": "ok", "model": getattr(getattr(restorer, "arch", None), "kind", "unknown"),
                 "queue": queue.used, "queue_size": settings.queue_size, "uploads": uploads.used,
-                "max_connections": settings.max_connections, "served": served["count"]}
+                "max_connections": settings.max_connections, "served": served["count"],
+                "engine": getattr(restorer, "engine", "jax"), **_precision_record(restorer)}
 
     def work(data: bytes) -> tuple[bytes, float]:
         start = time.perf_counter()
@@ -197,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "of sizes compiles a bounded number of programs (default 8)")
     p.add_argument("--warmup", default="", help="sizes compiled at start-up, e.g. 720x1280,1080x1920 (HxW; "
                    "default none)")
-    p.add_argument("--bf16", action="store_true", help="compute in bfloat16")
+    add_precision_argument(p)
     p.add_argument("--engine", default="auto", choices=("auto", "jax", "onnxruntime", "openvino"),
                    help="what runs the model (same outputs): auto = JAX on an accelerator, else OpenVINO, else ONNX "
                    "Runtime when installed, else JAX (default: auto)")
@@ -210,6 +228,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Loads the model and serves until interrupted; exit status 2 when the checkpoint or `--keep-dir` is unusable."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if MISSING_EXTRA:
+        print(f"error: the web service needs {MISSING_EXTRA}, which is not installed: {INSTALL_HINT}",
+              file=sys.stderr)
+        return 2
     if min(args.queue_size, args.max_pixels, args.max_connections, args.retry_after) < 1 or args.max_upload_mb <= 0 \
             or args.body_timeout <= 0:
         parser.error("--queue-size, --max-pixels, --max-connections, --retry-after, --max-upload-mb and "
@@ -235,15 +257,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from restorenet_jax.models.model_dir import ModelDirError
 
     try:
-        restorer = engines.load_engine(args.checkpoint, args.engine, tlc=args.tlc,
-                                       dtype="bfloat16" if args.bf16 else "float32", bucketing=True,
+        restorer = engines.load_engine(args.checkpoint, args.engine, tlc=args.tlc, precision=args.precision,
+                                       bucketing=True,
                                        max_programs=args.max_programs, **({"which": "best"} if args.best else {}))
     except engines.EngineUnavailable as e:
-        print(f"error: --engine {args.engine}: {e}", file=sys.stderr)
+        print(f"error: --engine {args.engine} --precision {args.precision}: {e}", file=sys.stderr)
         return 2
     except (ModelDirError, OSError, ValueError) as e:
         print(f"error: cannot load --checkpoint {args.checkpoint}: {e}", file=sys.stderr)
         return 2
+    print(restorer.precision.describe(restorer.engine), file=sys.stderr)
     settings = ServeSettings(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
                              queue_size=args.queue_size, max_connections=args.max_connections,
                              body_timeout=args.body_timeout, retry_after=args.retry_after, keep_dir=args.keep_dir,

@@ -31,6 +31,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"restorenet-convert: unknown subcommand {argv[0]!r}; expected one of {', '.join(commands)}",
               file=sys.stderr)
         return 2
+    try:
+        import torch  # noqa: F401  (every converter reads or writes PyTorch checkpoints)
+        has_torch = True
+    except ImportError:
+        has_torch = False
+    if not has_torch and not {"-h", "--help"} & set(argv[1:]):
+        # One line instead of the converters' ModuleNotFoundError.
+        print(f"restorenet-convert {argv[0]}: needs PyTorch, which is not installed: "
+              "pip install 'restorenet-jax[convert]'", file=sys.stderr)
+        return 2
     return commands[argv[0]][1](argv[1:])
 
 

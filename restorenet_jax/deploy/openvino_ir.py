@@ -25,5 +25,10 @@ def save_openvino(proto: Any, xml_path: str | os.PathLike) -> None:
 
 def precision_config(dtype: str) -> dict:
     """Compile settings of the CPU plugin: float32 unless bfloat16 is asked for. OpenVINO itself defaults to bf16
-    on CPUs with AVX-512 BF16 or AMX, which would silently change the results (~1e-3)."""
+    on CPUs with AVX-512 BF16 or AMX, which would silently change the results (~1e-3). An int8 model runs its
+    quantised layers in int8 and the layers kept out of quantisation in bf16 where the CPU has it natively."""
+    if dtype == "int8":
+        from restorenet_jax.inference.precision import native_bf16
+
+        return {"INFERENCE_PRECISION_HINT": "bf16" if native_bf16() else "f32"}
     return {"INFERENCE_PRECISION_HINT": "bf16" if dtype in ("bfloat16", "bf16") else "f32"}

@@ -11,7 +11,11 @@ run the graph of `deploy.onnx_graph`, built in memory from the checkpoint's para
 
 `auto` picks the fastest engine for the device: JAX on an accelerator (GPU, TPU); on a CPU OpenVINO when it is
 installed, else ONNX Runtime, else JAX (bench/results/*engines* has the measurements behind this order). OpenVINO
-and ONNX Runtime are optional: `pip install openvino onnxruntime onnx`.
+and ONNX Runtime are optional: `pip install 'restorenet-jax[deploy]'`.
+
+The precision (`inference.precision`) is resolved with the engine: `load_engine(..., precision="auto")` runs bf16
+where the hardware has it natively, `"int8"` runs the quantised OpenVINO model cached beside the checkpoint
+(`deploy.quantize`). The engine's `precision` attribute says what was chosen and why.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ ENGINES = ("jax", "onnxruntime", "openvino")
 CHOICES = ("auto", *ENGINES)
 # Python packages each graph engine needs (the ONNX graph is built with `onnx`).
 _NEEDS = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino")}
+INSTALL_HINT = "pip install 'restorenet-jax[deploy]'"
 
 
 class EngineUnavailable(ValueError):
@@ -38,7 +43,13 @@ class EngineUnavailable(ValueError):
 
 def installed(engine: str) -> bool:
     """Whether `engine`'s packages are importable (JAX always is)."""
-    return all(importlib.util.find_spec(p) is not None for p in _NEEDS.get(engine, ()))
+    def found(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a broken or blocked install counts as missing
+            return False
+
+    return all(found(p) for p in _NEEDS.get(engine, ()))
 
 
 def default_engine(backend: str | None = None) -> str:
@@ -61,8 +72,13 @@ def resolve_engine(name: str, dtype: str = "float32") -> str:
         if name == "auto":
             return "jax"
         raise EngineUnavailable("onnxruntime runs float32 only: drop --bf16, or use --engine openvino or jax")
+    if dtype == "int8":
+        if name == "auto":
+            engine = "openvino"
+        if engine != "openvino":
+            raise EngineUnavailable(f"int8 runs on OpenVINO only, not {engine}: use --engine openvino or auto")
     if not installed(engine):
-        raise EngineUnavailable(f"engine {engine!r} is not installed: pip install {' '.join(_NEEDS[engine])}")
+        raise EngineUnavailable(f"engine {engine!r} is not installed: {INSTALL_HINT}")
     return engine
 
 
@@ -77,13 +93,19 @@ class GraphEngine:
     """
 
     def __init__(self, arch: ModelArch, params: Mapping[str, Any], engine: str, dtype: str = "float32", *,
-                 max_programs: int = 8, threads: int = 0):
+                 max_programs: int = 8, threads: int = 0, int8_model: str | os.PathLike | None = None):
         if engine not in _NEEDS:
             raise ValueError(f"GraphEngine runs 'onnxruntime' or 'openvino', not {engine!r}")
-        if dtype not in ("float32", "fp32", "bfloat16", "bf16"):
-            raise ValueError(f"dtype must be float32 or bfloat16, not {dtype!r}")
-        if engine == "onnxruntime" and dtype in ("bfloat16", "bf16"):
+        if dtype not in ("float32", "fp32", "bfloat16", "bf16", "int8"):
+            raise ValueError(f"dtype must be float32, bfloat16 or int8, not {dtype!r}")
+        if engine == "onnxruntime" and dtype in ("bfloat16", "bf16", "int8"):
             raise EngineUnavailable("onnxruntime runs float32 only")
+        if (dtype == "int8") != (int8_model is not None):
+            raise ValueError("an int8 engine needs its quantised model (int8_model), and only it does")
+        self.int8_model = None if int8_model is None else str(int8_model)
+        from restorenet_jax.inference.precision import Precision, normalize
+
+        self.precision = Precision(normalize(dtype))  # load_engine replaces it with the resolved one (and why)
         import jax
 
         self.arch, self.engine, self.dtype = arch, engine, dtype
@@ -107,6 +129,16 @@ class GraphEngine:
         return METHODS[self.arch.kind]
 
     def _graph(self, compare: bool) -> Any:
+        if self.int8_model is not None:
+            if compare:
+                raise EngineUnavailable("the int8 model outputs the restored image only (no compared methods): "
+                                        "use --precision fp32 or bf16")
+            with self._lock:
+                if compare not in self._graphs:
+                    import openvino as ov
+
+                    self._graphs[compare] = ov.Core().read_model(self.int8_model)
+                return self._graphs[compare]
         with self._lock:
             if compare not in self._graphs:
                 from restorenet_jax.deploy.onnx_graph import build_onnx
@@ -201,31 +233,55 @@ class GraphEngine:
             self._run(np.zeros((int(b), int(h), int(w), 3), np.float32), compare)
 
 
-def load_engine(path: str | os.PathLike, engine: str = "auto", tlc: bool | None = None, dtype: str = "float32",
-                *, bucketing: bool = False, max_programs: int = 8, **select: Any) -> Any:
+def load_engine(path: str | os.PathLike, engine: str = "auto", tlc: bool | None = None, dtype: str | None = None,
+                *, precision: str | None = None, bucketing: bool = False, max_programs: int = 8,
+                **select: Any) -> Any:
     """Loads a converted model directory or a training workdir into the engine asked for.
 
     Args:
       path: as `Restorer.from_checkpoint` (model directory, or training workdir with `which='latest'|'best'`).
       engine: one of CHOICES ('auto': module docstring).
       tlc: None keeps the checkpoint's TLC setting; True/False overrides it.
-      dtype: 'float32' or 'bfloat16'.
+      dtype: 'float32' or 'bfloat16' (kept for callers from before `precision`; it wins when given).
+      precision: 'auto' | 'fp32' | 'bf16' | 'int8' (`inference.precision`); None: RESTORENET_PRECISION or auto.
       bucketing, max_programs: the JAX engine's size buckets and compiled-program bound (see `Predictor`);
         OpenVINO keeps at most `max_programs` compiled shapes; ONNX Runtime runs every shape with one session.
+    Returns:
+      The engine; its `engine` attribute names what runs the model and `precision` (a `precision.Precision`)
+      what it computes in and why.
     Raises:
-      EngineUnavailable (a ValueError) when the engine is not installed; ModelDirError for a bad checkpoint.
+      EngineUnavailable (a ValueError) when the engine is not installed, cannot run the precision, or the int8 model
+      was not exported; ModelDirError for a bad checkpoint.
     """
-    name = resolve_engine(engine, dtype)
+    from restorenet_jax.inference import precision as prec
+
+    requested = prec.normalize(dtype) if dtype is not None else (
+        prec.normalize(precision) if precision is not None else prec.default_precision())
+    # The engine first (auto may pick JAX for bf16, OpenVINO for int8), then what `auto` precision means on it.
+    name = resolve_engine(engine, prec.DTYPES.get(requested, "float32"))
+    chosen = prec.resolve_precision(requested, name)
+    if chosen.name == "bf16" and name == "onnxruntime":
+        raise EngineUnavailable("onnxruntime runs float32 only: use --precision fp32, or --engine openvino or jax")
     if name == "jax":
         from restorenet_jax.inference.restorer import Restorer
 
-        restorer = Restorer.from_checkpoint(path, tlc=tlc, dtype=dtype, bucketing=bucketing,
+        restorer = Restorer.from_checkpoint(path, tlc=tlc, dtype=chosen.dtype, bucketing=bucketing,
                                             max_programs=max_programs, **select)
-        restorer.engine = "jax"
+        restorer.engine, restorer.precision = "jax", chosen
         return restorer
     from restorenet_jax.training.checkpoints import resolve_model
 
     arch, params = resolve_model(path, **select)
     if tlc is not None:
         arch = arch.replace(tlc=bool(tlc))
-    return GraphEngine(arch, params, name, dtype, max_programs=max_programs)
+    int8_model = None
+    if chosen.name == "int8":
+        from restorenet_jax.deploy import quantize
+
+        try:
+            int8_model = quantize.cached_model(path, arch, params, which=select.get("which", "latest"))
+        except quantize.NoInt8Model as e:
+            raise EngineUnavailable(str(e)) from None
+    out = GraphEngine(arch, params, name, chosen.dtype, max_programs=max_programs, int8_model=int8_model)
+    out.precision = chosen
+    return out
