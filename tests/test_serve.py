@@ -160,7 +160,7 @@ class _Slow:
 
 def test_twenty_concurrent_uploads_with_queue_of_four(restorer):
     uploads = [_png(seed=i) for i in range(20)]
-    app = serve.create_app(_Slow(restorer), serve.ServeSettings(queue_size=4))
+    app = serve.create_app(_Slow(restorer), serve.ServeSettings(queue_size=4, max_connections=32))  # one client
     with live_server(app) as url:
         async def burst():
             async with httpx.AsyncClient(timeout=120) as client:
