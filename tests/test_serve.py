@@ -46,6 +46,7 @@ def test_round_trip(server, restorer):
     r = httpx.post(f"{server}/api/restore", files={"image": ("../../etc/x.png", data, "image/png")}, timeout=60)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "image/png"
+    assert 'filename="x_restored.png"' in r.headers["content-disposition"]
     out = Image.open(io.BytesIO(r.content))
     assert out.size == (W, H) and out.mode == "RGB"
     src = np.asarray(Image.open(io.BytesIO(data))).astype(np.float32) / 255
@@ -58,6 +59,7 @@ def test_health_page_and_docs(server):
     assert h["status"] == "ok" and h["model"] == "restorenet" and h["queue_size"] == 4
     page = httpx.get(f"{server}/")
     assert page.status_code == 200 and 'id="file"' in page.text and "api/restore" in page.text
+    assert ", ".join(serve.ACCEPTED_FORMATS) in page.text and "GIF" in page.text  # the 415 message's list
     spec = httpx.get(f"{server}/openapi.json").json()
     assert "/api/restore" in spec["paths"] and "/healthz" in spec["paths"]
     assert httpx.get(f"{server}/docs").status_code == 200
@@ -158,7 +160,7 @@ class _Slow:
 
 def test_twenty_concurrent_uploads_with_queue_of_four(restorer):
     uploads = [_png(seed=i) for i in range(20)]
-    app = serve.create_app(_Slow(restorer), serve.ServeSettings(queue_size=4))
+    app = serve.create_app(_Slow(restorer), serve.ServeSettings(queue_size=4, max_connections=32))  # one client
     with live_server(app) as url:
         async def burst():
             async with httpx.AsyncClient(timeout=120) as client:

@@ -43,9 +43,10 @@ def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
 
-def _stalled_upload(port: int, length: int = 1_000_000) -> socket.socket:
-    """Headers announcing `length` bytes, then 1 kB of body, then nothing."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+def _stalled_upload(port: int, length: int = 1_000_000, source: str = "127.0.0.1") -> socket.socket:
+    """Headers announcing `length` bytes, then 1 kB of body, then nothing; sent from loopback address `source`
+    (any 127.x.y.z reaches the server on Linux, so one test can play many clients)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
     s.sendall(STALLED_HEAD.format(length=length).encode() + PART_HEAD + b"\0" * 1000)
     return s
 
@@ -122,7 +123,29 @@ def test_two_hundred_stalled_uploads_are_dropped_after_the_body_timeout(restorer
         _restore_ok(url)
 
 
-def test_uploads_over_the_cap_get_503_with_retry_after_at_once(restorer):
+def test_stalled_uploads_from_many_clients_do_not_take_the_work_limit(restorer):
+    # 60 stalled uploads from 20 client addresses (3 each, under the per-client cap), against a queue of 2: the
+    # queue counts restorations only, so health checks and a normal upload are answered while all 60 hang.
+    settings = serve.ServeSettings(body_timeout=20.0, queue_size=2, max_connections=4)
+    with live_server(serve.create_app(restorer, settings)) as url:
+        socks = []
+        try:
+            socks = [_stalled_upload(_port(url), source=f"127.0.1.{1 + i % 20}") for i in range(60)]
+            _wait_for(url, "uploads", 60, timeout=5)
+            start = time.monotonic()
+            h = httpx.get(f"{url}/healthz", timeout=5)
+            assert h.status_code == 200 and time.monotonic() - start < 1.0
+            assert h.json()["queue"] == 0  # hanging uploads hold no place of the work limit
+            _restore_ok(url)
+            assert httpx.get(f"{url}/", timeout=5).status_code == 200
+            assert httpx.get(f"{url}/healthz").json()["uploads"] == 60, "stalls were dropped too early"
+        finally:
+            for s in socks:
+                s.close()
+        _wait_for(url, "uploads", 0, timeout=5)
+
+
+def test_uploads_over_the_per_client_cap_get_429_with_retry_after_at_once(restorer):
     settings = serve.ServeSettings(body_timeout=3.0, max_connections=10, retry_after=7)
     with live_server(serve.create_app(restorer, settings)) as url:
         socks = []
@@ -134,7 +157,7 @@ def test_uploads_over_the_cap_get_503_with_retry_after_at_once(restorer):
             for s in socks:
                 s.close()
         assert all(a is not None for a in answers)
-        refused = [(head, t - start) for status, head, t in answers if status.startswith("HTTP/1.1 503")]
+        refused = [(head, t - start) for status, head, t in answers if status.startswith("HTTP/1.1 429")]
         timed_out = [t - start for status, _, t in answers if status.startswith("HTTP/1.1 408")]
         assert len(refused) == 20 and len(timed_out) == 10, [a[0] for a in answers]
         assert all("retry-after: 7" in head and "connection: close" in head for head, _ in refused)
@@ -220,5 +243,23 @@ def test_keep_dir_failing_at_request_time_still_answers(restorer, tmp_path, capl
 def test_help_states_the_limits():
     text = serve.build_parser().format_help()
     for needle in ("--body-timeout", "--max-connections", "--max-upload-mb", "--max-pixels", "--queue-size",
-                   "Retry-After", "408", "413", "503"):
+                   "Retry-After", "408", "413", "429", "503"):
         assert needle in text, needle
+
+
+def test_port_in_use_exits_2_with_one_line(tmp_path, capsys, monkeypatch):
+    from restorenet_jax.inference import engines
+
+    monkeypatch.setattr(engines, "load_engine", lambda *a, **k: object())  # the port check needs no model
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        rc = serve.main(["--checkpoint", str(tmp_path), "--port", str(taken.getsockname()[1])])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot listen" in err and err.strip().count("\n") == 0
+
+
+def test_download_name_follows_the_upload():
+    assert serve_limits.download_stem("../../etc/holiday photo.jpg") == "holiday_photo_restored"
+    assert serve_limits.download_stem("C:\\pics\\cam1.tiff") == "cam1_restored"
+    assert serve_limits.download_stem("") == "restored"

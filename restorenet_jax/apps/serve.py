@@ -13,11 +13,13 @@ Limits (command-line flags in brackets); every refusal is a one-line JSON error 
     decoded, for every format (a tiny file declaring a huge image is refused); data that is not an image -> 415;
   * body time: the whole upload must arrive within 30 s of its headers [--body-timeout]; a slower or stalled client
     gets 408 and its connection is closed;
-  * open uploads: at most 32 upload requests at once, counting those being read, waiting and running
-    [--max-connections]; more get 503 at once and their connection is closed. Memory held by uploads is at most
-    about max-connections x max-upload-mb;
-  * queue: at most 4 uploads admitted for restoration, one running and the rest waiting [--queue-size]; more get 503;
-  * every 503 carries `Retry-After: 5` [--retry-after];
+  * uploads per client: at most 8 uploads from one client address at once, counting those being read, waiting and
+    running [--max-connections, per client]; more get 429 at once and their connection is closed. An upload whose
+    body is still arriving costs a socket and its small buffer, never a place in the queue: clients that stall
+    mid-upload cannot turn others away (they are dropped at the body timeout);
+  * queue: at most 4 uploads admitted for restoration, one running and the rest waiting [--queue-size]; more get 503
+    (only complete uploads count here);
+  * every 503 and 429 carries `Retry-After: 5` [--retry-after];
   * a request without a file field `image` -> 400.
 A client that disconnects mid-upload is logged in one line. One model instance runs in a single worker thread, so
 the event loop keeps answering (health checks, 503s) while a restoration runs. Uploads are held in memory only, and
@@ -44,9 +46,10 @@ from restorenet_jax.inference.precision import add_precision_argument
 
 try:  # the `serve` extra: without it --help still answers, and main() exits 2 naming the install command
     from fastapi import FastAPI, Request
-    from fastapi.responses import FileResponse, Response
+    from fastapi.responses import HTMLResponse, Response
 
     from restorenet_jax.apps import serve_limits as limits
+    from restorenet_jax.apps import serve_memory
     MISSING_EXTRA = None
 except ModuleNotFoundError as _missing:
     MISSING_EXTRA = _missing.name
@@ -54,7 +57,9 @@ except ModuleNotFoundError as _missing:
 INSTALL_HINT = "pip install 'restorenet-jax[serve]'"
 
 STATIC_DIR = Path(__file__).parent / "static"
-_NOT_AN_IMAGE = "the upload is not an image this service can read (PNG, JPEG, BMP, TIFF, WebP, GIF)"
+# One list for the page and the 415 message.
+ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WebP", "GIF")
+_NOT_AN_IMAGE = f"the upload is not an image this service can read ({', '.join(ACCEPTED_FORMATS)})"
 
 
 @dataclass
@@ -65,7 +70,8 @@ class ServeSettings:
       max_upload_bytes: largest accepted image file.
       max_pixels: largest accepted width × height, checked from the image header before decoding.
       queue_size: requests admitted for restoration at once (one running, the rest waiting); more get 503.
-      max_connections: upload requests open at once (being read, waiting or running); more get 503.
+      max_connections: upload requests open at once from one client address (being read, waiting or running);
+        more get 429. Stalled uploads do not count against `queue_size`.
       body_timeout: seconds within which a request body must arrive in full; slower ones get 408.
       retry_after: seconds put in the `Retry-After` header of every 503.
       keep_dir: if set, inputs and outputs are saved here (server-made names); None stores nothing.
@@ -77,7 +83,7 @@ class ServeSettings:
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 4096 * 4096
     queue_size: int = 4
-    max_connections: int = 32
+    max_connections: int = 8
     body_timeout: float = 30.0
     retry_after: int = 5
     keep_dir: Optional[Path] = None
@@ -105,8 +111,10 @@ def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
     settings = settings or ServeSettings()
     image_fn = make_image_fn(restorer, settings.tile, settings.overlap)
     executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="restore")
-    uploads, queue = limits.Slots(settings.max_connections), limits.Slots(settings.queue_size)
+    uploads, queue = limits.PerClient(settings.max_connections), limits.Slots(settings.queue_size)
     served = {"count": 0}
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8").replace("__ACCEPTED_FORMATS__",
+                                                                            ", ".join(ACCEPTED_FORMATS))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -117,8 +125,8 @@ def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
                   lifespan=lifespan)
 
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+    def index() -> HTMLResponse:
+        return HTMLResponse(page)
 
     @app.get("/healthz", summary="Liveness and queue state")
     def healthz() -> dict:
@@ -133,6 +141,8 @@ def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
         out = media_io.encode_image(restore_picture(image_fn, pic), fmt="PNG")
         if settings.keep_dir is not None:
             limits.keep(settings.keep_dir, data, out)
+        del pic
+        serve_memory.release_free_memory()  # the decoded and restored buffers are gone: hand their pages back
         return out, time.perf_counter() - start
 
     body_doc = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -143,11 +153,12 @@ def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
                       "408": {"description": "the upload did not arrive in time"},
                       "413": {"description": "file or image too large"},
                       "415": {"description": "not a decodable image"},
-                      "503": {"description": "too many uploads or queue full; retry after `Retry-After` seconds"}}}
+                      "429": {"description": "too many uploads from this client; retry after `Retry-After`"},
+                      "503": {"description": "queue full; retry after `Retry-After` seconds"}}}
 
     async def restore_upload(request: Request) -> Response:
         try:
-            data = await limits.read_upload(request, settings.max_upload_bytes, settings.body_timeout)
+            data, name = await limits.read_upload(request, settings.max_upload_bytes, settings.body_timeout)
         except limits.RequestFailed as e:
             return e.response()
         except limits.ClientGone:
@@ -169,19 +180,21 @@ def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
         finally:
             queue.release()
         served["count"] += 1
+        stem = limits.download_stem(name)
         return Response(out, media_type="image/png", headers={
-            "Content-Disposition": 'attachment; filename="restored.png"', "X-Restore-Seconds": f"{seconds:.3f}"})
+            "Content-Disposition": f'attachment; filename="{stem}.png"', "X-Restore-Seconds": f"{seconds:.3f}"})
 
     @app.post("/api/restore", summary="Restore one image; answers a PNG", openapi_extra=body_doc)
     async def restore_endpoint(request: Request) -> Response:
-        # Counted from the headers on: a body still arriving holds a slot (and its buffer) as much as a restoration.
-        if not uploads.take():
-            return limits.error(503, "too many uploads in progress, try again shortly",
+        # Counted per client from the headers on; the queue (the work limit) is taken only once the body is in.
+        client = request.client.host if request.client else ""
+        if not uploads.take(client):
+            return limits.error(429, "too many uploads from this client at once, try again shortly",
                                 retry_after=settings.retry_after, close=True)
         try:
             return await restore_upload(request)
         finally:
-            uploads.release()
+            uploads.release(client)
 
     return app
 
@@ -201,8 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int, default=4096 * 4096,
                    help="largest accepted width × height (default 4096*4096)")
     p.add_argument("--queue-size", type=int, default=4, help="requests admitted at once; more get 503 (default 4)")
-    p.add_argument("--max-connections", type=int, default=32,
-                   help="upload requests open at once (reading, waiting, running); more get 503 (default 32)")
+    p.add_argument("--max-connections", type=int, default=8,
+                   help="upload requests open at once per client address (reading, waiting, running); more get "
+                   "429 (default 8)")
     p.add_argument("--body-timeout", type=float, default=30.0,
                    help="seconds for a whole upload to arrive; slower ones get 408 (default 30)")
     p.add_argument("--retry-after", type=int, default=5, help="Retry-After seconds on every 503 (default 5)")
@@ -271,6 +285,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              queue_size=args.queue_size, max_connections=args.max_connections,
                              body_timeout=args.body_timeout, retry_after=args.retry_after, keep_dir=args.keep_dir,
                              tile=args.tile, overlap=args.overlap)
+    try:  # before uvicorn, whose own failure is a log block and exit status 3
+        limits.check_port(args.host, args.port)
+    except OSError as e:
+        print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        return 2
     if warmup:
         print(f"compiling {len(warmup)} size(s) ahead of time ...", file=sys.stderr)
         restorer.warmup(warmup)

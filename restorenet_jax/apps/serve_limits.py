@@ -74,6 +74,34 @@ class Slots:
         self.used -= 1
 
 
+class PerClient:
+    """Open requests counted per client address, at most `size` each (the per-client upload cap)."""
+
+    def __init__(self, size: int):
+        self.size, self.counts = size, {}
+
+    @property
+    def used(self) -> int:
+        """Open requests, all clients together."""
+        return sum(self.counts.values())
+
+    def take(self, client: str) -> bool:
+        """Takes a place for `client` if it has one left; False when it already holds `size`."""
+        n = self.counts.get(client, 0)
+        if n >= self.size:
+            return False
+        self.counts[client] = n + 1
+        return True
+
+    def release(self, client: str) -> None:
+        """Gives `client`'s place back (its entry goes once it holds none, so the table stays small)."""
+        n = self.counts.get(client, 0) - 1
+        if n > 0:
+            self.counts[client] = n
+        else:
+            self.counts.pop(client, None)
+
+
 def _client(request: Request) -> str:
     return f"{request.client.host}:{request.client.port}" if request.client else "unknown client"
 
@@ -93,8 +121,8 @@ class _Counted:
             yield chunk
 
 
-async def read_upload(request: Request, max_bytes: int, timeout: float) -> bytes:
-    """The bytes of the multipart file field `image`, held in memory only.
+async def read_upload(request: Request, max_bytes: int, timeout: float) -> tuple[bytes, str]:
+    """(bytes, file name as sent) of the multipart file field `image`, held in memory only.
 
     The whole body must arrive within `timeout` seconds of the request's headers: a client that stalls (or trickles
     bytes) cannot hold a connection and its buffer for longer than that.
@@ -120,7 +148,7 @@ async def read_upload(request: Request, max_bytes: int, timeout: float) -> bytes
                 upload = form.get("image")
                 if not isinstance(upload, UploadFile):
                     raise RequestFailed(400, "missing file field 'image'")
-                data = await upload.read()
+                data, name = await upload.read(), upload.filename or ""
             finally:
                 await form.close()
     except TimeoutError:
@@ -137,7 +165,31 @@ async def read_upload(request: Request, max_bytes: int, timeout: float) -> bytes
         raise RequestFailed(400, f"malformed multipart body: {e.message}", close=True) from None
     if len(data) > max_bytes:
         raise RequestFailed(413, f"upload larger than {max_bytes} bytes")
-    return data
+    return data, name
+
+
+def download_stem(filename: str) -> str:
+    """`<stem>_restored` for the answer's file name: the upload's base name without extension, reduced to safe
+    characters (letters, digits, '-', '_', '.') and 64 of them; 'restored' when nothing is left."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in stem).strip("._")[:64]
+    return f"{safe}_restored" if safe else "restored"
+
+
+def check_port(host: str, port: int) -> None:
+    """Binds `host:port` for a moment (as uvicorn will, with SO_REUSEADDR), so that a port in use or an address
+    this machine does not have is reported in one line at start-up.
+
+    Raises:
+      OSError: the address cannot be bound.
+    """
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
 
 
 def check_keep_dir(path: Path) -> None:
