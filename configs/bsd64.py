@@ -45,6 +45,10 @@ def apply_demo(c):
     c.data.crop_size = 64
     c.data.crops_per_read = 1  # the embedded photos are small: one crop per read, as the demo always did
     default.demo_model(c.model)
+    # The broad 'mixed' noise needs more denoising capacity than one noise model: width 16 for the denoise branch
+    # and the extra network (a shortened demo: overall gain +0.69 dB at width 8, +1.32 dB at 16).
+    c.model.denoise.width = 16
+    c.model.extra.width = 16
     c.compute_dtype = "float32"  # bf16 is slow on CPUs
     c.init.deblur = ""
     c.init.denoise = ""
