@@ -33,6 +33,7 @@ def get_config(variant: str = ""):
     elif variant == "demo_cctv":
         apply_demo(c)
         c.data.noise.kind = "cctv"
+        c.eval.held_out_families = "mixed,low_light,gaussian,poisson"  # trained on 'cctv' alone
     elif variant:
         raise ValueError(f"unknown variant {variant!r} of bsd64.py (known: demo, demo_cctv)")
     return c
