@@ -33,6 +33,7 @@ def get_config(variant: str = ""):
     elif variant == "demo_cctv":
         apply_demo(c)
         c.data.noise.kind = "cctv"
+        c.eval.held_out_families = "mixed,low_light,gaussian,poisson"  # trained on 'cctv' alone
     elif variant:
         raise ValueError(f"unknown variant {variant!r} of bsd64.py (known: demo, demo_cctv)")
     return c
@@ -45,6 +46,10 @@ def apply_demo(c):
     c.data.crop_size = 64
     c.data.crops_per_read = 1  # the embedded photos are small: one crop per read, as the demo always did
     default.demo_model(c.model)
+    # The broad 'mixed' noise needs more denoising capacity than one noise model: width 16 for the denoise branch
+    # and the extra network (a shortened demo: overall gain +0.69 dB at width 8, +1.32 dB at 16).
+    c.model.denoise.width = 16
+    c.model.extra.width = 16
     c.compute_dtype = "float32"  # bf16 is slow on CPUs
     c.init.deblur = ""
     c.init.denoise = ""
@@ -59,3 +64,6 @@ def apply_demo(c):
     c.eval.limit = 8  # 8 held-out photos' crops x 3 degraded kinds
     c.data.eval_crop = 128  # one eval shape: one compile
     c.data.eval_kinds = "blur_noise,blur,noise"
+    # Trained on 'mixed' (the default noise); the report adds the gain per noise family, 'cctv' never seen.
+    c.eval.families = "mixed,low_light,gaussian,poisson,cctv"
+    c.eval.held_out_families = "cctv"

@@ -111,4 +111,9 @@ def get_config():
     c.eval.split = "test"
     c.eval.limit = 16  # source examples per dataset for periodic eval (0 = all)
     c.eval.num_samples = 4  # sample strips (input | output | target) written per eval
+    # Final report: the gain per noise family (noise kinds, comma-separated; "" = off), each family's examples in
+    # the input kinds `family_kinds`; families named in held_out_families are flagged as not seen in training.
+    c.eval.families = ""
+    c.eval.family_kinds = "noise"
+    c.eval.held_out_families = ""
     return c

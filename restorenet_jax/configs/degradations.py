@@ -11,16 +11,19 @@ Images are float32 in [0, 1]; every noise level below is on that scale.
 import ml_collections
 
 # Every noise model `get_noise_config().kind` can name: training, evaluation and the config check read this tuple.
-NOISE_KINDS = ('low_light', 'gaussian', 'poisson', 'cctv', 'danet', 'none')
+NOISE_KINDS = ('low_light', 'gaussian', 'poisson', 'cctv', 'mixed', 'danet', 'none')
 
 
 def get_noise_config() -> ml_collections.ConfigDict:
     """Noise synthesis settings (see restorenet_jax/data/degradations.py and camera_pipeline.py)."""
     cfg = ml_collections.ConfigDict()
-    # Which noise model to apply: 'low_light' (physics, Brooks et al. 2019 + exposure drop), 'gaussian',
-    # 'poisson', 'cctv' (surveillance camera: raw-mosaic sensor noise, chroma noise, resolution drop, JPEG-like
-    # blocks; uses the 'low_light' camera too), 'danet' (learned generator, needs danet_checkpoint) or 'none'.
-    cfg.kind = 'low_light'
+    # Which noise model to apply: 'mixed' (a broad family: levels, shot/read balance, demosaic, ISP sharpening and
+    # denoising, chroma, banding, compression, in random order, sometimes twice; the default, so that the model
+    # does well on noise it was not tuned to), 'low_light' (physics, Brooks et al. 2019 + exposure drop),
+    # 'gaussian', 'poisson', 'cctv' (surveillance camera: raw-mosaic sensor noise, chroma noise, resolution drop,
+    # JPEG-like blocks; uses the 'low_light' camera too), 'danet' (learned generator, needs danet_checkpoint) or
+    # 'none'.
+    cfg.kind = 'mixed'
     # Directory written by `python -m convert.danet DANet.pt DIR`; required when kind == 'danet'.
     cfg.danet_checkpoint = ''
 
@@ -80,6 +83,43 @@ def get_noise_config() -> ml_collections.ConfigDict:
     # The second round has no exposure drop and its shot+read noise std is multiplied by this factor.
     cc.second_round_noise_scale = 0.5
     cfg.cctv = cc
+
+    # --- 'mixed' (data/mixed.py): per round, sensor noise -> ISP ops in random order -> compression; sometimes a
+    # second round. Camera and the read-noise fit (slope, intercept): the 'low_light' fields.
+    mx = ml_collections.ConfigDict()
+    # Exposure drop, log-uniform: from faint (1.0, no drop) to very dark; log-uniform keeps most of the mass at
+    # moderate darkness (median ~0.3) rather than at the extreme.
+    mx.exposure_range = (0.08, 1.0)
+    # Shot-noise variance factor, log-uniform (Brooks et al. 2019's range).
+    mx.shot_noise_range = (1e-4, 0.012)
+    # Shot/read balance: read variance = the low-light fit's read for that shot x this factor, log-uniform.
+    mx.read_balance_range = (0.2, 5.0)
+    # Probability that the sensor noise is added to the sRGB values (Gaussian/Poisson-like, no camera curve).
+    mx.srgb_prob = 0.25
+    # Probability of an RGGB mosaic + bilinear demosaic (spatially correlated, coloured noise).
+    mx.mosaic_prob = 0.4
+    # Share of the per-pixel noise common to R, G and B (0 = independent colour speckle, 1 = grey grain).
+    mx.luma_share_range = (0.0, 0.9)
+    # ISP sharpening: unsharp-mask amount, present with this probability.
+    mx.sharpen_prob = 0.35
+    mx.sharpen_range = (0.3, 1.5)
+    # ISP denoising: weight of a 3x3-blurred copy blended in, present with this probability.
+    mx.smooth_prob = 0.35
+    mx.smooth_range = (0.3, 1.0)
+    # Coarse chroma noise (as 'cctv'): std on [0, 1] at the grid points and grid resolution relative to the frame.
+    mx.chroma_prob = 0.4
+    mx.chroma_sigma_range = (0.005, 0.04)
+    mx.chroma_scale_range = (0.15, 0.5)
+    # Row banding: a per-row offset (all channels) of this std on [0, 1].
+    mx.banding_prob = 0.25
+    mx.banding_range = (0.003, 0.02)
+    # JPEG / H.264-intra-like compression: probability and integer quality range.
+    mx.jpeg_prob = 0.6
+    mx.jpeg_quality_range = (20, 90)
+    # Second round (Real-ESRGAN's second order): probability, and its sensor-noise std factor (no exposure drop).
+    mx.second_round_prob = 0.25
+    mx.second_round_noise_scale = 0.5
+    cfg.mixed = mx
     return cfg
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import signal
 
 from restorenet_jax.configs.degradations import NOISE_KINDS  # noqa: F401  (the one list, re-exported)
-from restorenet_jax.data import cctv
+from restorenet_jax.data import cctv, mixed
 from restorenet_jax.data.camera_pipeline import (  # noqa: F401  (re-exported: the low-level pieces)
     CameraParams,
     add_read_shot_noise,
@@ -113,6 +113,8 @@ def add_noise(image: np.ndarray, rng: np.random.Generator, cfg: ml_collections.C
         noisy = poisson_noise(image, rng, cfg.poisson)
     elif kind == 'cctv':
         noisy = cctv.cctv_noise(image, rng, cfg)
+    elif kind == 'mixed':
+        noisy = mixed.mixed_noise(image, rng, cfg)
     elif kind == 'danet':
         noisy = danet_noise(image, rng, cfg)
     else:

@@ -148,8 +148,18 @@ def demosaic(mosaic: jax.Array, masks: jax.Array) -> jax.Array:
 
 def chroma_noise(image: jax.Array, sigma: jax.Array, scale: jax.Array, normal: jax.Array) -> jax.Array:
     """cctv.chroma_noise per example: image [B, H, W, 3], sigma/scale [B], normal [B, H, W, 2]."""
-    h, w = image.shape[1:3]
-    blotches = resample(normal, up_matrices(h, low_side(h, scale)), up_matrices(w, low_side(w, scale)))
+    return add_chroma(image, sigma, chroma_blotches(image.shape[1:3], scale, normal))
+
+
+def chroma_blotches(shape: tuple[int, int], scale: jax.Array, normal: jax.Array) -> jax.Array:
+    """[B, H, W, 2] unit Cb/Cr blotches: the [low_side(H, scale), low_side(W, scale)] corner of `normal`
+    bilinearly upsampled to the frame (cctv.chroma_noise's grid); independent of the image, so computable once."""
+    h, w = shape
+    return resample(normal, up_matrices(h, low_side(h, scale)), up_matrices(w, low_side(w, scale)))
+
+
+def add_chroma(image: jax.Array, sigma: jax.Array, blotches: jax.Array) -> jax.Array:
+    """Adds sigma [B] x blotches [B, H, W, 2] to the Cb/Cr of images [B, H, W, 3]; clipped to [0, 1]."""
     ycc = device_jpeg.rgb_to_ycbcr(image)
     ycc = jnp.concatenate([ycc[..., :1], ycc[..., 1:] + (255.0 * sigma)[:, None, None, None] * blotches], axis=-1)
     return jnp.clip(device_jpeg.ycbcr_to_rgb(ycc), 0.0, 1.0)

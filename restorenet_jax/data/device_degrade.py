@@ -28,11 +28,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from restorenet_jax.data import device_blur, device_camera, device_cctv
+from restorenet_jax.data import device_blur, device_camera, device_cctv, device_mixed
 from restorenet_jax.data.transforms import KINDS, parse_ratio
 
 PAIR_KINDS = ('blur', 'noise', 'clean')  # codes of the `pair_kind` argument (see the module docstring)
-NOISE_KINDS = ('low_light', 'gaussian', 'poisson', 'cctv', 'danet', 'none')
+NOISE_KINDS = ('low_light', 'gaussian', 'poisson', 'cctv', 'mixed', 'danet', 'none')
 _BN, _B, _N, _GT = (KINDS.index(k) for k in ('blur_noise', 'blur', 'noise', 'gt'))
 
 
@@ -54,6 +54,7 @@ class ParamDraws(NamedTuple):
     sigma_u: jax.Array  # gaussian: sigma in sigma_range
     peak_u: jax.Array  # poisson: log-uniform in peak_range
     cctv: Any = None  # device_cctv.CctvDraws when the noise kind is 'cctv' (camera, exposure: the low-light draws)
+    mixed: Any = None  # mixed.MixedUnits [B, ...] when the noise kind is 'mixed' (camera: the low-light draws)
 
 
 class DegradeParams(NamedTuple):
@@ -71,6 +72,7 @@ class DegradeParams(NamedTuple):
     sigma: jax.Array  # gaussian standard deviation
     peak: jax.Array  # poisson photon count of white
     cctv: Any = None  # device_cctv.CctvParams when the noise kind is 'cctv'
+    mixed: Any = None  # mixed.MixedParams [B, ...] when the noise kind is 'mixed'
 
 
 class NoiseDraws(NamedTuple):
@@ -80,6 +82,7 @@ class NoiseDraws(NamedTuple):
     poisson_keys: jax.Array  # [B] keys
     cctv: Any = None  # device_cctv.CctvNoise when the noise kind is 'cctv'
     danet_z: Any = None  # [B, Hp, Wp, 1] standard normals, DANet's noise input, when the noise kind is 'danet'
+    mixed: Any = None  # mixed.MixedNoise [B, ...] when the noise kind is 'mixed'
 
 
 def step_key(seed: int, step: jax.Array | int) -> jax.Array:
@@ -104,6 +107,11 @@ def _is_cctv(cfg: ml_collections.ConfigDict) -> bool:
     return cfg.noise.kind == 'cctv'
 
 
+def _is_mixed(cfg: ml_collections.ConfigDict) -> bool:
+    # Folded off the stage's key too (a fold constant of its own), leaving the other kinds' draws unchanged.
+    return cfg.noise.kind == 'mixed'
+
+
 def _num_turns(cfg: ml_collections.ConfigDict) -> int:
     if cfg.blur.kind != 'motion':
         return 0
@@ -126,7 +134,8 @@ def draw_params(key: jax.Array, batch: int, cfg: ml_collections.ConfigDict) -> P
     return ParamDraws(kind=kind, size_index=size_index, length_u=u(), heading_u=u(),
                       turns_z=z((batch, _num_turns(cfg))), ccm_weights=u((batch, 4)), rgb_gain_z=z(), red_u=u(),
                       blue_u=u(), exposure_u=u(), shot_u=u(), read_z=z(), sigma_u=u(), peak_u=u(),
-                      cctv=device_cctv.draw_params(jax.random.fold_in(key, 1), batch) if _is_cctv(cfg) else None)
+                      cctv=device_cctv.draw_params(jax.random.fold_in(key, 1), batch) if _is_cctv(cfg) else None,
+                      mixed=device_mixed.draw_units(jax.random.fold_in(key, 2), batch) if _is_mixed(cfg) else None)
 
 
 def _between(u: jax.Array, value_range) -> jax.Array:
@@ -163,7 +172,8 @@ def make_params(d: ParamDraws, cfg: ml_collections.ConfigDict) -> DegradeParams:
         red_gain=_between(d.red_u, ll.red_gain_range), blue_gain=_between(d.blue_u, ll.blue_gain_range),
         exposure=_log_between(d.exposure_u, ll.exposure_range), shot=jnp.exp(log_shot), read=jnp.exp(log_read),
         sigma=_between(d.sigma_u, noise.gaussian.sigma_range), peak=_log_between(d.peak_u, noise.poisson.peak_range),
-        cctv=device_cctv.make_params(d.cctv, noise) if d.cctv is not None else None)
+        cctv=device_cctv.make_params(d.cctv, noise) if d.cctv is not None else None,
+        mixed=device_mixed.make_params(d.mixed, noise) if d.mixed is not None else None)
 
 
 def draw_noise(key: jax.Array, shape: tuple[int, ...], cfg: ml_collections.ConfigDict,
@@ -178,7 +188,8 @@ def draw_noise(key: jax.Array, shape: tuple[int, ...], cfg: ml_collections.Confi
         danet_z = jax.random.normal(jax.random.fold_in(key, 2), _noise_model(noise_model).padded_shape(shape))
     return NoiseDraws(normal=normal, poisson_keys=jax.random.split(k_poisson, shape[0]),
                       cctv=device_cctv.draw_noise(jax.random.fold_in(key, 1), shape) if _is_cctv(cfg) else None,
-                      danet_z=danet_z)
+                      danet_z=danet_z,
+                      mixed=device_mixed.draw_noise(jax.random.fold_in(key, 3), shape) if _is_mixed(cfg) else None)
 
 
 def _noise_model(noise_model: Any) -> Any:
@@ -221,6 +232,10 @@ def add_noise(image: jax.Array, params: DegradeParams, noise: NoiseDraws,
         gains = device_camera.inverse_gains(params.rgb_gain, params.red_gain, params.blue_gain)
         camera = (params.rgb2cam, _inverse_3x3(params.rgb2cam), gains)
         noisy = device_cctv.apply(image, camera, params.exposure, params.cctv, noise.cctv, noise_cfg.low_light)
+    elif kind == 'mixed':
+        gains = device_camera.inverse_gains(params.rgb_gain, params.red_gain, params.blue_gain)
+        camera = (params.rgb2cam, _inverse_3x3(params.rgb2cam), gains)
+        noisy = device_mixed.apply(image, camera, params.mixed, noise.mixed, noise_cfg.low_light)
     elif kind == 'danet':
         noisy = _noise_model(noise_model).generate(image, noise.danet_z)
     else:

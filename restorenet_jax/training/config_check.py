@@ -102,5 +102,27 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if config.get("data", {}).get("noise", {}).get("kind") == "danet" and not config.data.noise.danet_checkpoint:
         problems.append("config.data.noise.danet_checkpoint = '': noise kind 'danet' needs the directory written by "
                         "`python -m convert.danet`")
+    problems += _family_problems(config)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _family_problems(config: ml_collections.ConfigDict) -> list[str]:
+    """eval.families / held_out_families: known noise kinds (not 'danet': it needs its own weights), held-out
+    ones among the families and never the training noise; family_kinds: known input kinds."""
+    ev = config.get("eval", {})
+    names = [s.strip() for s in str(ev.get("families", "")).split(",") if s.strip()]
+    held = [s.strip() for s in str(ev.get("held_out_families", "")).split(",") if s.strip()]
+    known = [k for k in degradations.NOISE_KINDS if k != "danet"]
+    problems = [f"config.eval.families: {n!r} is not a noise family; expected some of {known}"
+                for n in names if n not in known]
+    problems += [f"config.eval.held_out_families: {n!r} is not among config.eval.families {names}"
+                 for n in held if n not in names]
+    training = config.get("data", {}).get("noise", {}).get("kind")
+    problems += [f"config.eval.held_out_families: {n!r} is the training noise kind" for n in held if n == training]
+    if names:
+        kinds = [s.strip() for s in str(ev.get("family_kinds", "")).split(",") if s.strip()]
+        if not kinds or any(k not in transforms.KINDS for k in kinds):
+            problems.append(f"config.eval.family_kinds = {ev.get('family_kinds')!r}: expected some of "
+                            f"{transforms.KINDS}, comma-separated")
+    return problems

@@ -14,7 +14,7 @@ from absl import logging
 from PIL import Image
 
 from restorenet_jax.data import pipeline
-from restorenet_jax.evaluation import scoring
+from restorenet_jax.evaluation import families, scoring
 from restorenet_jax.models import model_dir
 from restorenet_jax.models.arch import ModelArch
 from restorenet_jax.models.predictor import Predictor
@@ -127,8 +127,17 @@ def final_report(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Pa
                  params: Any) -> dict:
     """Scores the held-out split; writes side_by_side.png (input | output | target rows) and report.md."""
     result, rows = evaluation.score(params)
+    table = scoring.format_table(result)
+    if config.eval.get("families"):  # the gain per noise family, some held out of training
+        result["per_family"] = families.score_families(
+            evaluation.predictor, config.data, families.parse_list(config.eval.families),
+            families.parse_list(config.eval.get("held_out_families", "")), kinds=config.eval.family_kinds,
+            split=config.eval.split, seed=config.seed, limit=config.eval.limit or None)
+        table += "\n\n" + families.format_families(result["per_family"])
+        logging.info("gain per noise family (training noise: %s):\n%s", config.data.noise.kind,
+                     families.format_families(result["per_family"]))
     if cluster.is_main() and rows:
         img = scoring.stack_rows(rows)
         Image.fromarray((img * 255 + 0.5).astype(np.uint8)).save(workdir / "side_by_side.png")
-        (workdir / "report.md").write_text(scoring.format_table(result) + "\n")
+        (workdir / "report.md").write_text(table + "\n")
     return {**result, "steps": int(config.num_train_steps), "model": arch.kind}
