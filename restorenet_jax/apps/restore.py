@@ -25,6 +25,11 @@ picture) are reported and skipped before any pixel is decoded; so are video fram
 to clearly fewer frames than its container declares (a truncated recording) is reported with both counts; the
 frames that could be restored are kept in its output.
 
+Every output OUT/x gets a processing record OUT/x.restore.json once it is complete (restorenet_jax.inference.
+record): the input's and output's SHA-256, the model and its parameter hash, engine, precision, the settings,
+versions and the time taken; `--no-record` writes none. `--from-record OUT/x.restore.json INPUT -o OUT2` restores
+again with the recorded model and settings (the same output, bit for bit, on the same software and device).
+
 Unreadable, too large, clashing or incomplete inputs are reported one line each and the rest are still restored;
 the exit status is 1 if any input failed, 2 for bad arguments (including an unusable checkpoint or an output folder
 that cannot be created), 0 otherwise.
@@ -33,8 +38,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import os
 import sys
+import time
 from pathlib import Path, PurePath
 from typing import Callable, Optional, Sequence
 
@@ -46,6 +53,7 @@ from restorenet_jax.apps.restore_layout import collect_inputs, output_path
 from restorenet_jax.configs.cli import HelpFormatter, add_verbosity_argument, quiet_logs
 from restorenet_jax.inference import footage
 from restorenet_jax.inference import media_io
+from restorenet_jax.inference import record
 from restorenet_jax.inference import tiling
 from restorenet_jax.inference import video
 from restorenet_jax.inference.precision import add_precision_argument
@@ -111,8 +119,9 @@ def _publish(dst: Path, data: bytes, overwrite: bool) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def restore_video(frames_fn: footage.FramesFn, src: Path | str, dst: Path, job: footage.JobOptions) -> int:
-    """Restores a video file or stream URL into `dst` as a resumable footage job; returns the frame count.
+def restore_video(frames_fn: footage.FramesFn, src: Path | str, dst: Path, job: footage.JobOptions
+                  ) -> footage.JobResult:
+    """Restores a video file or stream URL into `dst` as a resumable footage job; returns what the job did.
 
     See `footage.restore_footage` (a file already at `dst` is replaced only with `job.overwrite`; an unfinished job
     for the same `dst`, input and settings is continued).
@@ -124,11 +133,12 @@ def restore_video(frames_fn: footage.FramesFn, src: Path | str, dst: Path, job: 
         are kept in `dst`.
       OSError: `dst` is not this job's to replace (FileExistsError), or the job is in use or mismatched.
     """
-    return footage.restore_footage(frames_fn, src, dst, job).frames
+    return footage.restore_footage(frames_fn, src, dst, job)
 
 
 def _restore_image(fn: ImageFn, src: Path, rel: PurePath, out_dir: Path, inputs: set[Path], taken: set[Path],
-                   same_ext: bool, gray_as_rgb: bool, overwrite: bool, max_pixels: int) -> None:
+                   same_ext: bool, gray_as_rgb: bool, overwrite: bool, max_pixels: int) -> tuple[Path, str]:
+    """Restores one image file; returns its output path and the SHA-256 of the bytes that were restored."""
     data = src.read_bytes()
     media_io.check_image_size(data, max_pixels)  # from the header alone: a bomb is refused before decoding
     pic = media_io.decode_image(data)
@@ -139,6 +149,7 @@ def _restore_image(fn: ImageFn, src: Path, rel: PurePath, out_dir: Path, inputs:
     _check_free(dst, overwrite)
     encoded = media_io.encode_image(restore_picture(fn, pic), fmt=fmt, keep_gray=not gray_as_rgb)
     _publish(dst, encoded, overwrite)
+    return dst, hashlib.sha256(data).hexdigest()
 
 
 def _output(src: Path | str, rel: PurePath, out_dir: Path, ext: str, inputs: set[Path], taken: set[Path]) -> Path:
@@ -153,8 +164,8 @@ def _output(src: Path | str, rel: PurePath, out_dir: Path, ext: str, inputs: set
 def restore_paths(fn: ImageFn, paths: Sequence[Path | tuple[Path, PurePath]], out_dir: Path, same_ext: bool = False,
                   gray_as_rgb: bool = False, progress: bool = True, overwrite: bool = False,
                   max_pixels: int = DEFAULT_MAX_PIXELS, frames_fn: Optional[footage.FramesFn] = None,
-                  job: footage.JobOptions = footage.JobOptions(), streams: Sequence[str] = ()
-                  ) -> list[tuple[Path | str, str]]:
+                  job: footage.JobOptions = footage.JobOptions(), streams: Sequence[str] = (),
+                  recorder: Optional[record.Recorder] = None) -> list[tuple[Path | str, str]]:
     """Restores every path into `out_dir`; returns the failures as (path, reason) without raising.
 
     Args:
@@ -171,6 +182,7 @@ def restore_paths(fn: ImageFn, paths: Sequence[Path | tuple[Path, PurePath]], ou
       job: footage job options for videos (batch, duration, segments, settings a resumed job must match); its
         overwrite, max_pixels and progress are taken from the arguments above.
       streams: stream URLs, restored after `paths` into OUT/<stream_stem>.mp4.
+      recorder: writes each finished output's processing record (`record.Recorder`); None: no records.
     """
     frames_fn = frames_fn or make_frames_fn(None, fn)
     job = dataclasses.replace(job, overwrite=overwrite, max_pixels=max_pixels, progress=progress)
@@ -186,18 +198,21 @@ def restore_paths(fn: ImageFn, paths: Sequence[Path | tuple[Path, PurePath]], ou
         for src, rel in tqdm([*items, *((s, None) for s in streams)], desc="restore", unit="file",
                              disable=not progress):
             try:
+                started, digest, result = time.time(), None, None
                 if isinstance(src, str):  # a stream URL
                     rel = PurePath(f"{footage.stream_stem(src)}.{src.partition(':')[0].lower()}")
                     dst = _output(src, rel, out_dir, ".mp4", inputs, taken)
                     dst.parent.mkdir(parents=True, exist_ok=True)
-                    restore_video(frames_fn, src, dst, job)
+                    result = restore_video(frames_fn, src, dst, job)
                 elif src.suffix.lower() in media_io.VIDEO_EXTS:
                     dst = _output(src, rel, out_dir, src.suffix.lower() if same_ext else ".mp4", inputs, taken)
                     dst.parent.mkdir(parents=True, exist_ok=True)
-                    restore_video(frames_fn, src, dst, job)
+                    result = restore_video(frames_fn, src, dst, job)
                 else:
-                    _restore_image(fn, src, rel, out_dir, inputs, taken, same_ext, gray_as_rgb, overwrite,
-                                   max_pixels)
+                    dst, digest = _restore_image(fn, src, rel, out_dir, inputs, taken, same_ext, gray_as_rgb,
+                                                 overwrite, max_pixels)
+                if recorder is not None:
+                    recorder.write(src, dst, started, time.time(), input_sha256=digest, video=result)
             except (media_io.UnreadableImage, OSError, ValueError) as e:
                 # ImageTooLarge and IncompleteVideo are ValueErrors; FileExistsError (a clash) is an OSError.
                 reason = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
@@ -254,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temporal", type=_temporal_arg, default="auto", metavar="K", help="fuse each video frame with "
                    "its K aligned neighbours on each side before the model (moving objects are not ghosted); 0: off; "
                    "auto: K=2 when the first frame is noisy (default: auto)")
+    p.add_argument("--no-record", dest="record", action="store_false", help="write no processing record (by "
+                   "default each output OUT/x gets OUT/x.restore.json: input and output SHA-256, model and its "
+                   "parameter hash, engine, precision, settings, versions, time taken)")
+    p.add_argument("--from-record", metavar="FILE", help="repeat a restoration: the settings and checkpoint of the "
+                   "processing record FILE become the defaults (options given here still win); the model must "
+                   "hash as recorded, and an output of the recorded input is compared with the recorded one")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     add_verbosity_argument(p)
     return p
@@ -262,6 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the CLI; returns the exit status (0 ok, 1 some inputs failed, 2 bad arguments)."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    try:
+        repeated = record.use_record_defaults(parser, argv)
+    except record.RecordError as e:
+        parser.error(f"--from-record: {e}")
     args = parser.parse_args(argv)
     quiet_logs(args.verbosity)
     if args.tile < 0 or (args.tile and not 0 <= 2 * args.overlap <= args.tile):
@@ -291,6 +317,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--engine {args.engine} --precision {args.precision}: {e}")
     except (ModelDirError, OSError, ValueError) as e:
         parser.error(f"--checkpoint: {e}")
+    if repeated is not None and args.checkpoint == repeated["settings"]["checkpoint"]:
+        try:
+            record.check_model(repeated, restorer)
+        except record.RecordError as e:
+            parser.error(f"--from-record: {e}")
+    recorder = None if not args.record else record.Recorder.for_run(
+        restorer, args.checkpoint, "best" if args.best else "latest", vars(args), argv, expect=repeated)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -304,12 +337,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if streams or any(p.suffix.lower() in media_io.VIDEO_EXTS for p, _ in paths):
         # What decides a video's pixels: an unfinished job continues only with the same weights and settings.
         job = dataclasses.replace(job, settings={
-            "model": footage.params_fingerprint(getattr(restorer, "params", {})), "arch": repr(restorer.arch),
+            "model": recorder.model["params_fingerprint"] if recorder else
+            footage.params_fingerprint(getattr(restorer, "params", {})), "arch": repr(restorer.arch),
             "dtype": restorer.dtype, "tile": args.tile, "overlap": args.overlap if args.tile else None,
             "temporal": args.temporal})
     failures = restore_paths(fn, paths, out_dir, same_ext=args.same_ext, gray_as_rgb=args.gray_as_rgb,
                              progress=not args.quiet, overwrite=args.overwrite, max_pixels=args.max_pixels,
-                             frames_fn=make_frames_fn(restorer, fn, args.tile), job=job, streams=streams)
+                             frames_fn=make_frames_fn(restorer, fn, args.tile), job=job, streams=streams,
+                             recorder=recorder)
     failures += [(Path(m), "no such file") for m in missing]
     for m in missing:
         print(f"error: {m}: no such file", file=sys.stderr)
