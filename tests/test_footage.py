@@ -253,7 +253,9 @@ def test_sigkill_mid_video_then_rerun_gives_every_frame_once(tmp_path_factory, t
     monkeypatch.setattr(restore, "make_frames_fn", counting)
     assert restore.main(_command(ckpt, *args)[3:]) == 0  # the same command, in this process
     assert sum(restored) == 90 - kept + (90 - kept) % 2  # only the missing frames (the last batch padded)
-    assert not manifest.parent.exists() and sorted(p.name for p in out.iterdir()) == ["clip.mp4"]
+    assert not manifest.parent.exists()
+    assert sorted(p.name for p in out.iterdir()) == ["clip.mp4", "clip.mp4.restore.json"]
+    assert json.loads((out / "clip.mp4.restore.json").read_text())["video"]["resumed_frames"] == kept
     info, got = _decode(out / "clip.mp4")
     assert imageio_frames(out / "clip.mp4") == 90 and len(got) == 90
     assert info.rate == NTSC and info.size == (W, H)

@@ -81,7 +81,7 @@ def test_convert_then_restore_round_trip(installed):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (21, 34, 3), dtype=np.uint8)).save(work / "frame.png")
     _run([bindir / "restorenet-restore", "--checkpoint", "tiny_model", "frame.png", "--output", "restored"], work, env)
-    [out] = (work / "restored").iterdir()
+    [out] = (work / "restored").glob("*.png")
     with Image.open(out) as im:
         restored = np.asarray(im.convert("RGB"), np.float32) / 255
     assert restored.shape == (21, 34, 3)

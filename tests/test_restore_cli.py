@@ -72,7 +72,8 @@ def test_mixed_folder(mixed_folder, ckpt, restorer, tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 1
     assert "z_corrupt.png" in err and "restored 7 of 8" in err
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in out.iterdir() if not p.name.endswith(".restore.json"))
+    assert sorted(p.name for p in out.glob("*.restore.json")) == [f"{n}.restore.json" for n in names]
     assert names == ["a_rgb8.png", "b_rgb16.png", "c_photo.png", "d_gray.png", "e_rgba.png", "f_exif.png",
                      "g_gray16.png"]
     for name in names:
