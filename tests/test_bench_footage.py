@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from restorenet_jax.bench import footage, footage_methods, footage_report, footage_scenes
+from restorenet_jax.configs import footage_bench
 
 
 def blend_clip(frames):
@@ -105,3 +106,46 @@ def test_bad_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e:
         footage.main(argv + ["--no-progress"])
     assert e.value.code == 2 and "error:" in capsys.readouterr().err
+
+
+def _entry(**methods):
+    """A footage entry with best-strength scores (psnr, mask_psnr, s_per_frame) per method."""
+    return {"methods": {n: {"best": "", "strengths": {"": dict(zip(("psnr", "mask_psnr", "s_per_frame"), v))}}
+                        for n, v in methods.items()}}
+
+
+def test_temporal_targets_psnr_figure_and_cost():
+    entry = _entry(ours=(27.0, 26.0, 0.10), ours_temporal=(30.5, 25.5, 0.25), nlmeans=(28.0, 24.0, 0.1))
+    found = footage_report.targets("footage", {"low_light": entry}, dict(footage_bench.get_config().targets),
+                                   ["nlmeans"])
+    got = {t["target"].split(" (")[0].split(" +")[0]: t for t in found}
+    assert got["temporal >= best ffmpeg"]["margin_db"] == pytest.approx(2.5) and got["temporal >= best ffmpeg"]["met"]
+    assert got["temporal >= ours"]["margin_db"] == pytest.approx(3.5) and got["temporal >= ours"]["met"]
+    figure = next(t for k, t in got.items() if k.startswith("temporal figure"))
+    assert figure["margin_db"] == pytest.approx(-0.5) and not figure["met"]  # ghosting shows as a loss in the figure
+    cost = next(t for k, t in got.items() if k.startswith("temporal s/frame"))
+    assert cost["ratio"] == pytest.approx(2.5) and not cost["met"]
+
+
+@pytest.fixture(scope="module")
+def ours_run(tmp_path_factory):
+    from tests.tiny_model import gentle_checkpoint
+
+    out = tmp_path_factory.mktemp("footage_ours") / "ours"
+    rc = footage.main(["--quick", "--checkpoint", str(gentle_checkpoint(tmp_path_factory)), "--settings", "low_light",
+                       "--methods", "ours", "ours_temporal", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    return json.loads(out.with_suffix(".json").read_text()), out.with_suffix(".md").read_text()
+
+
+def test_ours_temporal_row_next_to_single_frame(ours_run):
+    results, markdown = ours_run
+    methods = results["footage"]["low_light"]["methods"]
+    assert list(methods) == ["ours", "ours_temporal"] and methods["ours_temporal"]["temporal"]
+    best = methods["ours_temporal"]["strengths"]["k=2"]
+    assert best["mask_psnr"] is not None and best["s_per_frame"] > 0
+    # Three frames fused with +-2 neighbours: not the single-frame restoration of them.
+    assert best["psnr"] != methods["ours"]["strengths"][""]["psnr"]
+    kinds = {t["target"].split(" ")[1] for t in results["targets"] if t["target"].startswith("temporal")}
+    assert kinds == {">=", "figure", "s/frame"}
+    assert "| low_light | ours_temporal | `k=2` |" in markdown and "x | " in markdown

@@ -5,9 +5,10 @@
 
 Scenes (bench/footage_scenes.py: photos the training never sees, camera shake, a person-sized figure walking
 across) get each noise setting (bench/footage_noise.py); every method (bench/footage_methods.py: ours frame by
-frame; ffmpeg's hqdn3d, atadenoise, nlmeans, fftdnoiz, bm3d at a few strengths, best kept; any --clip-method such as
-a temporal restorer) restores each clip whole ("footage") and a few of its frames alone ("single frames"). PSNR,
-SSIM, PSNR inside the moving figure and seconds per frame go to OUT.json and OUT.md, rewritten after every setting.
+frame; ours on frames fused with their aligned neighbours, "ours_temporal" (inference/temporal.py); ffmpeg's
+hqdn3d, atadenoise, nlmeans, fftdnoiz, bm3d at a few strengths, best kept; any --clip-method) restores each clip
+whole ("footage") and a few of its frames alone ("single frames"). PSNR, SSIM, PSNR inside the moving figure and
+seconds per frame go to OUT.json and OUT.md, rewritten after every setting.
 Settings, sizes and strengths: configs/footage_bench.py.
 """
 from __future__ import annotations
@@ -139,10 +140,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint and not os.path.exists(args.checkpoint):
             raise ValueError(f"checkpoint {args.checkpoint!r} does not exist")
 
-        def make_ours():
+        loaded = []  # one model for both of our methods
+
+        def make_ours(name: str) -> footage_methods.Method:
             from restorenet_jax.inference.restorer import Restorer
 
-            return footage_methods.restorer_method(Restorer.from_checkpoint(args.checkpoint), cfg.batch)
+            if not loaded:
+                loaded.append(Restorer.from_checkpoint(args.checkpoint))
+            if name == "ours_temporal":
+                return footage_methods.temporal_restorer_method(loaded[0], cfg.batch, cfg.temporal_k)
+            return footage_methods.restorer_method(loaded[0], cfg.batch)
 
         methods, skipped = footage_methods.build(names, cfg.strengths, make_ours if args.checkpoint else None,
                                                  cfg.fps, extra)

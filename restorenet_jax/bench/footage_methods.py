@@ -4,7 +4,8 @@ A `Method` turns noisy uint8 frames [T, H, W, 3] of one clip into restored frame
 one of its strengths. Kinds:
   ffmpeg   one of ffmpeg's denoisers through a raw-video pipe (temporal ones see the whole clip)
   frames   a single-image restorer applied frame by frame (our model: `restorer_method`)
-  clip     any function frames -> frames (`clip_method`): the hook for temporal restorers
+  clip     any function frames -> frames (`clip_method`): the hook for temporal restorers; our model on frames
+           fused with their aligned neighbours (`temporal_restorer_method`, inference/temporal.py) is one
 
 Plugging in a temporal restorer takes a few lines, e.g. in a module of its own:
 
@@ -87,6 +88,18 @@ def restorer_method(restorer: Any, batch: int, name: str = "ours") -> Method:
                         prepare=lambda shape: restorer.warmup([(batch, shape[1], shape[2])]))
 
 
+def temporal_restorer_method(restorer: Any, batch: int, k: int, name: str = "ours_temporal") -> Method:
+    """Our model on each frame fused with its +-k aligned neighbours (`temporal.restore_clip`, what
+    `restore --temporal K` does to a video); alignment and fusion are timed, the compilation is not."""
+    from restorenet_jax.inference import temporal
+
+    def run(frames: np.ndarray, strength: str) -> np.ndarray:
+        return as_uint8(temporal.restore_clip(restorer.restore_batch, frames, k, batch=batch))
+
+    return Method(name=name, kind="clip", run=run, strengths=(f"k={k}",), temporal=True,
+                  prepare=lambda shape: restorer.warmup([(batch, shape[1], shape[2])]))
+
+
 def clip_method(name: str, fn: Callable[..., Any], strengths: Sequence[str] | None = None,
                 input_dtype: str = "float32", temporal: bool = True) -> Method:
     """Wraps a whole-clip restorer, e.g. a temporal one: fn(frames) -> frames, or fn(frames, strength) when
@@ -136,14 +149,17 @@ def import_clip_method(spec: str) -> Method:
     return clip_method(name, fn)
 
 
-def build(names: Sequence[str], strengths: Mapping[str, Sequence[str]], make_ours: Callable[[], Method] | None,
+OURS = ("ours", "ours_temporal")  # our model frame by frame, and on temporally fused frames
+
+
+def build(names: Sequence[str], strengths: Mapping[str, Sequence[str]], make_ours: Callable[[str], Method] | None,
           fps: int = 25, extra: Sequence[Method] = ()) -> tuple[list[Method], list[dict]]:
     """The methods named, in order, and the ones skipped with their reason.
 
     Args:
-      names: method names: 'ours', ffmpeg filter names, registered or `extra` methods.
+      names: method names: 'ours', 'ours_temporal', ffmpeg filter names, registered or `extra` methods.
       strengths: filter name -> option strings (the config's).
-      make_ours: builds our model's method (None: 'ours' is skipped, e.g. no checkpoint).
+      make_ours: builds our model's method of a name in OURS (None: those are skipped, e.g. no checkpoint).
       extra: methods given on the command line (they win over registered ones of the same name).
     Returns:
       (methods, skipped) where skipped holds {'method': name, 'reason': text}.
@@ -153,17 +169,17 @@ def build(names: Sequence[str], strengths: Mapping[str, Sequence[str]], make_our
     for name in names:
         if name in known:
             methods.append(known[name])
-        elif name == "ours":
+        elif name in OURS:
             if make_ours is None:
                 skipped.append({"method": name, "reason": "no checkpoint given"})
             else:
-                methods.append(make_ours())
+                methods.append(make_ours(name))
         elif name in FFMPEG_FILTERS:
             if name not in ffmpeg_pipe.available_filters():
                 skipped.append({"method": name, "reason": f"this ffmpeg binary has no '{name}' filter"})
             else:
                 methods.append(ffmpeg_method(name, strengths[name], fps))
         else:
-            raise ValueError(f"unknown method {name!r} (known: ours, {', '.join(FFMPEG_FILTERS)}"
+            raise ValueError(f"unknown method {name!r} (known: {', '.join(OURS + FFMPEG_FILTERS)}"
                              + "".join(f", {k}" for k in known) + ")")
     return methods, skipped
