@@ -1,20 +1,46 @@
-"""Temporal restoration: alignment recovers a known shake and moving patch, fusion cuts static noise by ~sqrt(n)
-and does not ghost a moving object, and a fused stream resumed with its k context frames equals the whole run."""
+"""Temporal restoration: alignment recovers a known camera shift, shake and a moving patch's displacement, fusion
+cuts static noise by ~sqrt(n) and does not ghost a moving object, and a fused stream resumed with its k context
+frames equals the whole run."""
+import cv2
 import numpy as np
+import pytest
 
-from restorenet_jax.bench.synthetic_clip import dark_clip
+from restorenet_jax.bench.synthetic_clip import dark_clip, scene
 from restorenet_jax.inference import alignment, temporal
 
 
-def test_global_shift_and_moving_patch_are_recovered():
-    c = dark_clip(n=2, h=80, w=112, seed=3, speed=4.0)
+@pytest.mark.parametrize("dx, dy", [(3.0, -2.0), (0.5, 1.25), (-5.5, 0.0)])
+def test_known_camera_shift_is_recovered(dx, dy):
+    img = scene(96, 128, seed=7)
+    moved = cv2.warpAffine(img, np.float32([[1, 0, dx], [0, 1, dy]]), (128, 96),  # moved(x) = img(x + d)
+                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+    ref, other = alignment.flow_image(img), alignment.flow_image(moved)
+    assert np.allclose(alignment.global_shift(ref, other), (-dx, -dy), atol=0.2)  # ref(x) = moved(x - d)
+    flow = alignment.Aligner().flow(ref, other)
+    inner = (slice(12, -12), slice(12, -12))  # away from the reflected border
+    assert np.allclose(np.median(flow[inner].reshape(-1, 2), axis=0), (-dx, -dy), atol=0.2)
+
+
+def _patch_core(c):
+    """Pixels of the moving patch in frame 0, two pixels in from its edges (the flow there is the patch's)."""
+    return cv2.erode(c.moving[0].astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_shake_and_moving_patch_are_recovered(seed):
+    c = dark_clip(n=2, h=80, w=112, seed=seed, speed=4.0)
     g0, g1 = alignment.flow_image(c.noisy[0]), alignment.flow_image(c.noisy[1])
-    flow = alignment.Aligner().flow(g0, g1)
     static = ~(c.moving[0] | c.moving[1])
-    assert np.allclose(np.median(flow[static], axis=0), -c.shifts[1], atol=0.3)
-    # Inside the object (pasted after the shake, so it moves by its speed alone) the flow follows it.
-    inside = c.moving[0] & c.moving[1]
-    assert np.median(flow[inside][:, 0]) - np.median(flow[static][:, 0]) > 1.0  # towards the motion (+4 px)
+    core = _patch_core(c)
+    # The patch is pasted after the shake: it moves by (speed, 0) whatever the camera did.
+    medium = alignment.Aligner("medium").flow(g0, g1)
+    assert np.allclose(np.median(medium[static], axis=0), -c.shifts[1], atol=0.3)
+    assert np.allclose(np.median(medium[core], axis=0), (4.0, 0.0), atol=0.8)
+    # The default (fastest) preset finds the shake as well and follows the patch at least most of the way (it
+    # under-estimates a 4-pixel motion of a 20x28 patch by up to ~1.7 px; fusion then rejects what stays misaligned).
+    fast = alignment.Aligner().flow(g0, g1)
+    assert np.allclose(np.median(fast[static], axis=0), -c.shifts[1], atol=0.3)
+    assert 2.0 < np.median(fast[core][:, 0]) < 4.5 and abs(np.median(fast[core][:, 1])) < 1.0
 
 
 def test_static_noise_falls_by_sqrt_n_and_moving_object_is_not_ghosted():
@@ -22,11 +48,13 @@ def test_static_noise_falls_by_sqrt_n_and_moving_object_is_not_ghosted():
     fused = temporal.fuse_clip(c.noisy, 2)[2]
     static = ~c.moving.any(axis=0)
     factor = np.std((c.noisy[2] - c.clean[2])[static]) / np.std((fused - c.clean[2])[static])
-    assert 0.8 * np.sqrt(5) < factor < 1.6 * np.sqrt(5)
+    assert 0.8 * np.sqrt(5) < factor < 1.1 * np.sqrt(5)  # five frames, a few static pixels given less weight
     obj = c.moving[2]
     err_single = np.mean((c.noisy[2] - c.clean[2])[obj] ** 2)
     err_fused = np.mean((fused - c.clean[2])[obj] ** 2)
-    assert err_fused <= err_single  # a ghost of the background would be far worse than the noise
+    err_plain = np.mean((c.noisy.mean(axis=0) - c.clean[2])[obj] ** 2)  # averaging without alignment or weights
+    assert err_plain > 3 * err_single  # what a ghost costs: the check below can fail
+    assert err_fused <= err_single  # the object is not ghosted
 
 
 def test_resumed_stream_with_context_equals_uninterrupted():
@@ -38,8 +66,6 @@ def test_resumed_stream_with_context_equals_uninterrupted():
 
 
 def test_temporal_footage_job_crashed_and_resumed_equals_uninterrupted(tmp_path):
-    import pytest
-
     from restorenet_jax.inference import footage, video
 
     c = dark_clip(n=14, h=40, w=56, seed=4)
