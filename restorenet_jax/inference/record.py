@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+from tqdm import tqdm
+
 from restorenet_jax.inference.footage import params_fingerprint
 
 SUFFIX = ".restore.json"
@@ -218,7 +220,7 @@ class Recorder:
         if not exp or not exp.get("input", {}).get("sha256") or exp["input"]["sha256"] != rec["input"]["sha256"]:
             return
         same = exp.get("output", {}).get("sha256") == rec["output"]["sha256"]
-        print(f"{'note' if same else 'warning'}: {rec['output']['path']} is "
+        tqdm.write(f"{'note' if same else 'warning'}: {rec['output']['path']} is "
               f"{'bit for bit the output' if same else 'NOT the same as the output'} recorded in "
               f"{exp.get('_path', 'the record')}", file=sys.stderr)
 
