@@ -26,6 +26,25 @@ def ckpt(tmp_path_factory):
     return gentle_checkpoint(tmp_path_factory)
 
 
+@pytest.fixture(autouse=True)
+def loaded_once(monkeypatch):
+    """Each engine is loaded (and its programs compiled) once for the whole file: the runs differ in settings."""
+    from restorenet_jax.inference import engines
+
+    real = engines.load_engine
+
+    def load(path, engine="auto", **kw):
+        key = (str(path), engine, tuple(sorted(kw.items())))
+        if key not in _ENGINES:
+            _ENGINES[key] = real(path, engine, **kw)
+        return _ENGINES[key]
+
+    monkeypatch.setattr(engines, "load_engine", load)
+
+
+_ENGINES: dict = {}
+
+
 @pytest.fixture(scope="module")
 def gray(tmp_path_factory):
     path = tmp_path_factory.mktemp("in") / "night.png"
