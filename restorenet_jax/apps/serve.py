@@ -133,7 +133,8 @@ def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
         return {"status": "ok", "model": getattr(getattr(restorer, "arch", None), "kind", "unknown"),
                 "queue": queue.used, "queue_size": settings.queue_size, "uploads": uploads.used,
                 "max_connections": settings.max_connections, "served": served["count"],
-                "engine": getattr(restorer, "engine", "jax"), **_precision_record(restorer)}
+                "engine": getattr(restorer, "engine", "jax"), "rss_mb": serve_memory.rss_mb(),
+                **_precision_record(restorer)}
 
     def work(data: bytes) -> tuple[bytes, float]:
         start = time.perf_counter()
@@ -229,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "of sizes compiles a bounded number of programs (default 8)")
     p.add_argument("--warmup", default="", help="sizes compiled at start-up, e.g. 720x1280,1080x1920 (HxW; "
                    "default none)")
+    p.add_argument("--openvino-shapes", default="dynamic", choices=("dynamic", "static"),
+                   help="OpenVINO engine: one dynamic-shape program for every size, memory flat whatever sizes "
+                   "arrive (--warmup sizes still get fast static programs), or a program compiled per size (~1 s "
+                   "each, --max-programs kept) (default: dynamic)")
     add_precision_argument(p)
     p.add_argument("--engine", default="auto", choices=("auto", "jax", "onnxruntime", "openvino"),
                    help="what runs the model (same outputs): auto = JAX on an accelerator, else OpenVINO, else ONNX "
@@ -272,8 +277,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         restorer = engines.load_engine(args.checkpoint, args.engine, tlc=args.tlc, precision=args.precision,
-                                       bucketing=True,
-                                       max_programs=args.max_programs, **({"which": "best"} if args.best else {}))
+                                       bucketing=True, max_programs=args.max_programs,
+                                       dynamic_shapes=args.openvino_shapes == "dynamic",
+                                       **({"which": "best"} if args.best else {}))
     except engines.EngineUnavailable as e:
         print(f"error: --engine {args.engine} --precision {args.precision}: {e}", file=sys.stderr)
         return 2
