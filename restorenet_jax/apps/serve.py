@@ -4,7 +4,7 @@
 
 Endpoints: `GET /` (a page: upload, then compare original and restored at full resolution with a slider, and
 download), `POST /api/restore` (multipart field `image`; answers the restored PNG), `GET /healthz`, and FastAPI's
-`/docs` (OpenAPI).
+`/docs` and `/redoc` (OpenAPI; their scripts and styles are served by the service itself, so they work offline).
 
 Limits (command-line flags in brackets); every refusal is a one-line JSON error `{"error": "..."}`:
   * upload size: more than 20 MiB [--max-upload-mb] -> 413, refused from Content-Length before reading when given,
@@ -47,6 +47,7 @@ from restorenet_jax.inference.precision import add_precision_argument
 try:  # the `serve` extra: without it --help still answers, and main() exits 2 naming the install command
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, Response
+    from restorenet_jax.apps.serve_docs import offline_docs_app
 
     from restorenet_jax.apps import serve_limits as limits
     from restorenet_jax.apps import serve_memory
@@ -121,7 +122,7 @@ def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
         yield
         executor.shutdown(wait=True, cancel_futures=True)
 
-    app = FastAPI(title="RestoreNet", summary="Joint deblurring and denoising of dark CCTV images",
+    app = offline_docs_app(title="RestoreNet", summary="Joint deblurring and denoising of dark CCTV images",
                   lifespan=lifespan)
 
     @app.get("/", include_in_schema=False)
