@@ -9,7 +9,8 @@ address (127.0.1.x, so the per-client upload cap sees distinct clients), send on
 kind drawn with the `--mix` weights (bench/serve_load_clients.py): normal uploads of random sizes up to `--max-side`,
 slow (trickled) uploads, stalled uploads, clients that hang up mid-upload, oversize uploads and malformed requests.
 Meanwhile /healthz is asked every second (its latency is reported) and the service's resident memory (RSS) is
-sampled. After `--duration` seconds no request is started; those in flight finish or reach the client's patience.
+sampled. After `--duration` seconds (or `--requests` requests) no request is started; those in flight finish or
+reach the client's patience.
 
 The report (JSON, and a short Markdown table printed and written beside it): requests served, latency percentiles
 of restorations, outcomes by kind, errors by kind, *lost* responses (a request the service accepted and never
@@ -158,11 +159,13 @@ async def _health_loop(target: Target, stop: asyncio.Event, rss: Callable[[dict]
             pass
 
 
-async def _client(i: int, target: Target, mix: dict, deadline: float, seed: int, out: list, progress) -> None:
+async def _client(i: int, target: Target, mix: dict, deadline: float, seed: int, out: list, progress,
+                  budget: list) -> None:
     rng = random.Random(seed * 1_000_003 + i)
     kinds, weights = list(mix), list(mix.values())
     source = target.sources[i % len(target.sources)] if target.sources else None
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and budget[0] != 0:
+        budget[0] -= 1  # requests left to start (negative: no limit)
         outcome = await one_request(rng.choices(kinds, weights)[0], target, source, rng)
         out.append(outcome)
         progress(outcome)
@@ -179,9 +182,11 @@ async def _warmup(target: Target, count: int, seed: int) -> list[Outcome]:
 
 
 def run_load(target: Target, duration: float, clients: int, mix: dict, *, seed: int = 0, warmup: int = 5,
+             requests: int = 0,
              sample_every: float = 5.0, rss: Callable[[dict], Optional[float]] = lambda state: state.get("rss_mb"),
              alive: Callable[[], bool] = lambda: True, progress: bool = False) -> dict:
-    """Runs the warm-up and then `clients` clients for `duration` seconds against `target`; the raw results
+    """Runs the warm-up and then `clients` clients for `duration` seconds (or until `requests` were started, when
+    positive) against `target`; the raw results
     {'warmup', 'outcomes', 'health', 'rss', 'served_before', 'served_after', 'alive', 'seconds'}."""
     from tqdm import tqdm
 
@@ -199,7 +204,8 @@ def run_load(target: Target, duration: float, clients: int, mix: dict, *, seed: 
                 bar.n = min(int(duration), int(time.monotonic() - t0))
                 bar.set_postfix(ok=counts["ok"], bad=counts["bad"], refresh=True)
 
-            await asyncio.gather(*(_client(i, target, mix, t0 + duration, seed, outcomes, tick)
+            budget = [requests if requests > 0 else -1]
+            await asyncio.gather(*(_client(i, target, mix, t0 + duration, seed, outcomes, tick, budget)
                                    for i in range(clients)))
         stop.set()
         await monitor
@@ -242,8 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "service started here, and what slow and stalled clients plan with (default 10)")
     p.add_argument("--patience", type=float, default=120.0, help="seconds a client waits for an answer before "
                    "counting a client-side timeout (default 120)")
-    p.add_argument("--warmup", type=int, default=10, help="normal uploads sent one by one before the clock "
-                   "starts; RSS growth is counted from after them (default 10)")
+    p.add_argument("--requests", type=int, default=0, help="stop after this many requests even before --duration "
+                   "(default 0: no limit)")
+    p.add_argument("--warmup", type=int, default=30, help="normal uploads sent one by one before the clock "
+                   "starts; RSS growth is counted from after them (default 30)")
     p.add_argument("--sample-every", type=float, default=5.0, help="seconds between RSS samples (default 5)")
     p.add_argument("--serve-args", default="", help="more flags for the service started here, e.g. "
                    "\"--engine jax --queue-size 4\" (default none)")
@@ -273,9 +281,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as e:
         parser.error(str(e))
     if args.duration <= 0 or args.clients < 1 or args.body_timeout <= 0 or args.patience <= 0 \
-            or not 1 <= args.min_side <= args.max_side or args.warmup < 0 or args.sample_every <= 0:
+            or not 1 <= args.min_side <= args.max_side or args.warmup < 0 or args.sample_every <= 0 \
+            or args.requests < 0:
         parser.error("--duration, --clients, --body-timeout, --patience and --sample-every must be positive, "
-                     "--warmup >= 0 and 1 <= --min-side <= --max-side")
+                     "--warmup and --requests >= 0 and 1 <= --min-side <= --max-side")
     if args.out is not None and not args.out.parent.is_dir():
         parser.error(f"--out: the folder {args.out.parent} does not exist")
     service = None
@@ -293,6 +302,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rss = (lambda state: read_rss_mb(service.proc.pid)) if service else (lambda state: state.get("rss_mb"))
     try:
         raw = run_load(target, args.duration, args.clients, mix, seed=args.seed, warmup=args.warmup,
+                       requests=args.requests,
                        sample_every=args.sample_every, rss=rss, alive=service.alive if service else lambda: True,
                        progress=not args.no_progress)
     finally:

@@ -132,7 +132,8 @@ async def exchange(target: Target, source: Optional[str], kind: str, parts: list
     """Sends `parts` ([(bytes, seconds to wait after them)]) on a fresh connection and reads the answer.
 
     The answer is read concurrently with the sending: a server that answers before the body is complete (413 from
-    Content-Length, 408) is heard, and the client stops sending. With `hang_up` the client closes after the parts (`reset`: abruptly, with a TCP reset).
+    Content-Length, 408) is heard, and the client stops sending. With `hang_up` the client closes after the parts
+    (`reset`: abruptly, with a TCP reset).
     """
     start = time.monotonic()
     try:

@@ -268,7 +268,8 @@ class GraphEngine:
 
     def warmup(self, shapes: Iterable[tuple[int, ...]], compare: bool = False) -> None:
         """Builds (and for OpenVINO compiles) ahead of time what inputs of these (h, w) or (b, h, w) sizes use; a
-        `dynamic` engine compiles static programs for them (at most `max_programs` kept), faster than its dynamic one."""
+        `dynamic` engine compiles static programs for them (at most `max_programs` kept), faster than its dynamic
+        one."""
         for shape in shapes:
             b, h, w = (1, *shape) if len(shape) == 2 else shape
             if self.engine == "openvino":
