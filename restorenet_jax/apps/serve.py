@@ -48,10 +48,10 @@ from restorenet_jax.inference.precision import add_precision_argument
 try:  # the `serve` extra: without it --help still answers, and main() exits 2 naming the install command
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, Response
-    from restorenet_jax.apps.serve_docs import offline_docs_app
 
     from restorenet_jax.apps import serve_limits as limits
     from restorenet_jax.apps import serve_headers, serve_memory
+    from restorenet_jax.apps.serve_docs import offline_docs_app
     MISSING_EXTRA = None
 except ModuleNotFoundError as _missing:
     MISSING_EXTRA = _missing.name
@@ -124,7 +124,7 @@ def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
         executor.shutdown(wait=True, cancel_futures=True)
 
     app = offline_docs_app(title="RestoreNet", summary="Joint deblurring and denoising of dark CCTV images",
-                  lifespan=lifespan)
+                           lifespan=lifespan)
 
     @app.get("/", include_in_schema=False)
     def index() -> HTMLResponse:

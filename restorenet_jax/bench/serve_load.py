@@ -74,7 +74,9 @@ class ServiceProcess:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.log_path = Path(tempfile.mkstemp(prefix="serve-load-", suffix=".log")[1])
+        fd, name = tempfile.mkstemp(prefix="serve-load-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(name)
         cmd = [sys.executable, "-m", "restorenet_jax.serve", "--checkpoint", checkpoint, "--host", "127.0.0.1",
                "--port", str(self.port), "--body-timeout", str(body_timeout), *extra]
         self._log = open(self.log_path, "wb")
@@ -186,11 +188,13 @@ def run_load(target: Target, duration: float, clients: int, mix: dict, *, seed: 
              sample_every: float = 5.0, rss: Callable[[dict], Optional[float]] = lambda state: state.get("rss_mb"),
              alive: Callable[[], bool] = lambda: True, progress: bool = False) -> dict:
     """Runs the warm-up and then `clients` clients for `duration` seconds (or until `requests` were started, when
-    positive) against `target`; the raw results
-    {'warmup', 'outcomes', 'health', 'rss', 'served_before', 'served_after', 'alive', 'seconds'}."""
+    positive) against `target`; the raw results {'service', 'warmup', 'outcomes', 'health', 'rss', 'served_before',
+    'served_after', 'alive', 'seconds'}."""
     from tqdm import tqdm
 
     async def main() -> dict:
+        info = {k: v for k, v in (await _state(target)).items()
+                if k in ("model", "engine", "precision", "precision_reason", "queue_size", "max_connections")}
         warm = await _warmup(target, warmup, seed)
         t0 = time.monotonic()
         stop, health, series, outcomes = asyncio.Event(), [], [], []
@@ -212,8 +216,9 @@ def run_load(target: Target, duration: float, clients: int, mix: dict, *, seed: 
         mb = rss(await _state(target))
         if mb is not None:
             series.append((round(time.monotonic() - t0, 1), round(mb, 1), None))
-        return {"warmup": warm, "outcomes": outcomes, "health": health, "rss": series, "served_before": before,
-                "served_after": await _served(target), "alive": alive(), "seconds": time.monotonic() - t0}
+        return {"service": info, "warmup": warm, "outcomes": outcomes, "health": health, "rss": series,
+                "served_before": before, "served_after": await _served(target), "alive": alive(),
+                "seconds": time.monotonic() - t0}
 
     return asyncio.run(main())
 

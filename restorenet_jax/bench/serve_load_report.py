@@ -61,6 +61,7 @@ def summarize(raw: dict, config: dict) -> dict[str, Any]:
     rep = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "config": config,
+        "service": raw.get("service", {}),  # what /healthz said at the start: model, engine, precision, limits
         "seconds": round(raw["seconds"], 1),
         "requests": len(outcomes),
         "served": len(served),
@@ -90,6 +91,11 @@ def _ms(v: Optional[float]) -> str:
     return "–" if v is None else f"{v:.0f}"
 
 
+def _service_text(info: dict) -> str:
+    shown = [f"{k} {info[k]}" for k in ("model", "engine", "precision") if k in info]
+    return f" ({', '.join(shown)})" if shown else ""
+
+
 def markdown(rep: dict) -> str:
     """A short human summary of `summarize`'s report."""
     c, lat, h, rss = rep["config"], rep["latency_ms"], rep["health"], rep["rss"]
@@ -99,7 +105,9 @@ def markdown(rep: dict) -> str:
         f"{rep['seconds']:.0f} s, {c['clients']} clients, uploads up to {c['max_side']} px, body timeout "
         f"{c['body_timeout']:g} s, mix {', '.join(f'{k}={v:g}' for k, v in c['mix'].items())}; "
         f"{'service started by the test' if c.get('started_service') else 'service at ' + str(c.get('url'))}"
-        f"{' with ' + c['serve_args'] if c.get('serve_args') else ''}. **{'PASSED' if rep['passed'] else 'FAILED'}**",
+        f"{' with ' + c['serve_args'] if c.get('serve_args') else ''}"
+        f"{_service_text(rep.get('service') or {})}"
+        f". **{'PASSED' if rep['passed'] else 'FAILED'}**",
         "",
         "| requests | served (200) | busy (503/429) | lost | client timeouts | other errors | restore p50 / p95 / "
         "p99 / max (ms) | /healthz p50 / p99 / max (ms), failures |",
