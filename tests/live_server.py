@@ -16,13 +16,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def live_server(app, timeout: float = 30.0) -> Iterator[str]:
-    """Serves `app` on 127.0.0.1 only; yields the base URL and stops the server on exit."""
+def live_server(app, timeout: float = 30.0, **config) -> Iterator[str]:
+    """Serves `app` on 127.0.0.1 only (`config`: more uvicorn.Config settings); yields the base URL and stops the
+    server on exit."""
     import uvicorn
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+                                           lifespan="on", **config))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

@@ -8,6 +8,7 @@ import io
 import os
 import shutil
 import subprocess
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -192,4 +193,30 @@ def test_error_is_shown(browser, site, tmp_path):
     text = page.inner_text("#error")
     assert "415" in text and "not an image" in text
     assert page.is_hidden("#download")
+    page.close()
+
+
+@pytest.mark.parametrize("path,title", [("/docs", ".swagger-ui .info .title"), ("/redoc", ".api-info h1")])
+def test_api_docs_render_with_every_outside_request_blocked(browser, site, path, title):
+    # Any request that is not to the service itself is refused, as on a machine without internet access: the
+    # documentation pages must render from what the service serves.
+    url, _ = site
+    blocked, local = [], []
+
+    def only_local(route):
+        host = urlsplit(route.request.url).hostname
+        if host in ("127.0.0.1", "localhost"):
+            local.append(route.request.url)
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    page = browser.new_page()
+    page.route("**/*", only_local)
+    page.goto(url + path)
+    page.wait_for_selector(title, state="visible", timeout=60_000)
+    assert "RestoreNet" in page.inner_text(title)
+    assert blocked == []
+    assert any(u.endswith(".js") for u in local)  # the page's script came from the service
     page.close()

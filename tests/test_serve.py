@@ -2,6 +2,7 @@
 included), a burst of concurrent uploads."""
 import asyncio
 import io
+import re
 import struct
 import subprocess
 import sys
@@ -62,7 +63,11 @@ def test_health_page_and_docs(server):
     assert ", ".join(serve.ACCEPTED_FORMATS) in page.text and "GIF" in page.text  # the 415 message's list
     spec = httpx.get(f"{server}/openapi.json").json()
     assert "/api/restore" in spec["paths"] and "/healthz" in spec["paths"]
-    assert httpx.get(f"{server}/docs").status_code == 200
+    for path in ("/docs", "/redoc"):  # offline: every script and style comes from the service itself
+        page = httpx.get(f"{server}{path}")
+        assert page.status_code == 200 and "cdn." not in page.text and "https://" not in page.text, path
+        for asset in re.findall(r'(?:src|href)="(/static-offline-docs/[^"]+)"', page.text):
+            assert httpx.get(f"{server}{asset}").status_code == 200, asset
 
 
 @pytest.mark.parametrize("case,status", [

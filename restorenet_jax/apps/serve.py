@@ -4,13 +4,15 @@
 
 Endpoints: `GET /` (a page: upload, then compare original and restored at full resolution with a slider, and
 download), `POST /api/restore` (multipart field `image`; answers the restored PNG), `GET /healthz`, and FastAPI's
-`/docs` (OpenAPI).
+`/docs` and `/redoc` (OpenAPI; their scripts and styles are served by the service itself, so they work offline).
 
 Limits (command-line flags in brackets); every refusal is a one-line JSON error `{"error": "..."}`:
   * upload size: more than 20 MiB [--max-upload-mb] -> 413, refused from Content-Length before reading when given,
     otherwise as soon as the streamed body passes the limit;
   * image size: more than 4096x4096 pixels [--max-pixels] -> 413, read from the image header before anything is
     decoded, for every format (a tiny file declaring a huge image is refused); data that is not an image -> 415;
+  * header time: a request's line and headers must arrive within 10 s of its connection opening (or of the previous
+    answer on a kept-alive connection) [--header-timeout]; a late client is disconnected (one log line);
   * body time: the whole upload must arrive within 30 s of its headers [--body-timeout]; a slower or stalled client
     gets 408 and its connection is closed;
   * uploads per client: at most 8 uploads from one client address at once, counting those being read, waiting and
@@ -25,8 +27,7 @@ A client that disconnects mid-upload is logged in one line. One model instance r
 the event loop keeps answering (health checks, 503s) while a restoration runs. Uploads are held in memory only, and
 nothing is written to disk unless `--keep-dir` is set (then input and output are saved under server-made names; the
 uploaded file name is never used); the directory is checked at start-up (exit status 2 if it cannot be written),
-and a save that fails later is logged while the restored image is still returned. uvicorn itself sets no time limit
-on request headers: on an open network, run the service behind a reverse proxy that does.
+and a save that fails later is logged while the restored image is still returned.
 """
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ try:  # the `serve` extra: without it --help still answers, and main() exits 2 n
     from fastapi.responses import HTMLResponse, Response
 
     from restorenet_jax.apps import serve_limits as limits
-    from restorenet_jax.apps import serve_memory
+    from restorenet_jax.apps import serve_headers, serve_memory
+    from restorenet_jax.apps.serve_docs import offline_docs_app
     MISSING_EXTRA = None
 except ModuleNotFoundError as _missing:
     MISSING_EXTRA = _missing.name
@@ -121,8 +123,8 @@ def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
         yield
         executor.shutdown(wait=True, cancel_futures=True)
 
-    app = FastAPI(title="RestoreNet", summary="Joint deblurring and denoising of dark CCTV images",
-                  lifespan=lifespan)
+    app = offline_docs_app(title="RestoreNet", summary="Joint deblurring and denoising of dark CCTV images",
+                           lifespan=lifespan)
 
     @app.get("/", include_in_schema=False)
     def index() -> HTMLResponse:
@@ -133,7 +135,8 @@ def create_app(restorer, settings: ServeSettings | None = None) -> FastAPI:
         return {"status": "ok", "model": getattr(getattr(restorer, "arch", None), "kind", "unknown"),
                 "queue": queue.used, "queue_size": settings.queue_size, "uploads": uploads.used,
                 "max_connections": settings.max_connections, "served": served["count"],
-                "engine": getattr(restorer, "engine", "jax"), **_precision_record(restorer)}
+                "engine": getattr(restorer, "engine", "jax"), "rss_mb": serve_memory.rss_mb(),
+                **_precision_record(restorer)}
 
     def work(data: bytes) -> tuple[bytes, float]:
         start = time.perf_counter()
@@ -219,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "429 (default 8)")
     p.add_argument("--body-timeout", type=float, default=30.0,
                    help="seconds for a whole upload to arrive; slower ones get 408 (default 30)")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds for a request's headers to arrive; late clients are disconnected (default 10)")
     p.add_argument("--retry-after", type=int, default=5, help="Retry-After seconds on every 503 (default 5)")
     p.add_argument("--keep-dir", type=Path, default=None, help="save inputs and outputs here (default: nothing); "
                    "checked at start-up")
@@ -229,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "of sizes compiles a bounded number of programs (default 8)")
     p.add_argument("--warmup", default="", help="sizes compiled at start-up, e.g. 720x1280,1080x1920 (HxW; "
                    "default none)")
+    p.add_argument("--openvino-shapes", default="dynamic", choices=("dynamic", "static"),
+                   help="OpenVINO engine: one dynamic-shape program for every size, memory flat whatever sizes "
+                   "arrive (--warmup sizes still get fast static programs), or a program compiled per size (~1 s "
+                   "each, --max-programs kept) (default: dynamic)")
     add_precision_argument(p)
     p.add_argument("--engine", default="auto", choices=("auto", "jax", "onnxruntime", "openvino"),
                    help="what runs the model (same outputs): auto = JAX on an accelerator, else OpenVINO, else ONNX "
@@ -247,9 +256,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               file=sys.stderr)
         return 2
     if min(args.queue_size, args.max_pixels, args.max_connections, args.retry_after) < 1 or args.max_upload_mb <= 0 \
-            or args.body_timeout <= 0:
-        parser.error("--queue-size, --max-pixels, --max-connections, --retry-after, --max-upload-mb and "
-                     "--body-timeout must be positive")
+            or args.body_timeout <= 0 or args.header_timeout <= 0:
+        parser.error("--queue-size, --max-pixels, --max-connections, --retry-after, --max-upload-mb, "
+                     "--body-timeout and --header-timeout must be positive")
     if args.tile < 0 or (args.tile and not 0 <= 2 * args.overlap <= args.tile):
         parser.error("--tile must be >= 0 and --overlap between 0 and tile/2")
     if args.max_programs < 1:
@@ -277,8 +286,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         restorer = engines.load_engine(args.checkpoint, args.engine, tlc=args.tlc, precision=args.precision,
-                                       bucketing=True,
-                                       max_programs=args.max_programs, **({"which": "best"} if args.best else {}))
+                                       bucketing=True, max_programs=args.max_programs,
+                                       dynamic_shapes=args.openvino_shapes == "dynamic",
+                                       **({"which": "best"} if args.best else {}))
     except engines.EngineUnavailable as e:
         print(f"error: --engine {args.engine} --precision {args.precision}: {e}", file=sys.stderr)
         return 2
@@ -298,7 +308,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     limits.setup_logging()
     # The open-upload cap is the service's own (above) rather than uvicorn's limit_concurrency, whose 503 carries no
     # Retry-After and which also counts idle keep-alive connections.
-    uvicorn.run(create_app(restorer, settings), host=args.host, port=args.port)
+    uvicorn.run(create_app(restorer, settings), host=args.host, port=args.port,
+                http=serve_headers.protocol(args.header_timeout))
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import threading
 from typing import Callable, Optional
 
@@ -25,6 +26,15 @@ def _load_trim() -> Optional[Callable[[int], int]]:
 
 _TRIM = _load_trim()
 _LOCK = threading.Lock()
+
+
+def rss_mb() -> float | None:
+    """This process's resident memory in MiB (Linux /proc; None elsewhere): reported by /healthz."""
+    try:
+        with open("/proc/self/statm") as f:
+            return round(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def release_free_memory() -> bool:

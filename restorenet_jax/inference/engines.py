@@ -13,6 +13,13 @@ run the graph of `deploy.onnx_graph`, built in memory from the checkpoint's para
 installed, else ONNX Runtime, else JAX (bench/results/*engines* has the measurements behind this order). OpenVINO
 and ONNX Runtime are optional: `pip install 'restorenet-jax[deploy]'`.
 
+Shapes (OpenVINO): by default one program is compiled per input shape (static shapes run about twice as fast on
+the CPU plugin, and a video's frames share one shape), at most `max_programs` kept. A service meeting arbitrary sizes
+uses `dynamic_shapes=True` instead: one dynamic-shape program runs every size with no compile per new size, and its
+memory stays flat however many sizes arrive (compiling per size costs ~1 s each and the held programs' buffers sum
+to hundreds of MB that rise and fall with the sizes held). In bf16 the two compute the same graph with different
+kernels: outputs differ by up to ~0.01 (equally far from the float32 result); in float32 both equal JAX to ~1e-6.
+
 The precision (`inference.precision`) is resolved with the engine: `load_engine(..., precision="auto")` runs bf16
 where the hardware has it natively, `"int8"` runs the quantised OpenVINO model cached beside the checkpoint
 (`deploy.quantize`). The engine's `precision` attribute says what was chosen and why.
@@ -35,6 +42,9 @@ CHOICES = ("auto", *ENGINES)
 # Python packages each graph engine needs (the ONNX graph is built with `onnx`).
 _NEEDS = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino")}
 INSTALL_HINT = "pip install 'restorenet-jax[deploy]'"
+# Shapes whose kernels a dynamic-shape OpenVINO program keeps (CPU_RUNTIME_CACHE_CAPACITY): repeated sizes hit it, and
+# a stream of new sizes costs a bounded amount of memory.
+RUNTIME_CACHE = 16
 
 
 class EngineUnavailable(ValueError):
@@ -89,11 +99,13 @@ class GraphEngine:
       arch: the architecture (its `tlc` as used here); dtype: 'float32' or 'bfloat16' (OpenVINO only).
       engine: 'onnxruntime' or 'openvino'.
       compiles: programs compiled so far (OpenVINO compiles one per input shape, at most `max_programs` kept).
+      dynamic: OpenVINO only: run every shape with one dynamic-shape program (module docstring, "Shapes").
     Thread-safe: serve calls it from several worker threads.
     """
 
     def __init__(self, arch: ModelArch, params: Mapping[str, Any], engine: str, dtype: str = "float32", *,
-                 max_programs: int = 8, threads: int = 0, int8_model: str | os.PathLike | None = None):
+                 max_programs: int = 8, threads: int = 0, int8_model: str | os.PathLike | None = None,
+                 dynamic: bool = False, runtime_cache: int = RUNTIME_CACHE):
         if engine not in _NEEDS:
             raise ValueError(f"GraphEngine runs 'onnxruntime' or 'openvino', not {engine!r}")
         if dtype not in ("float32", "fp32", "bfloat16", "bf16", "int8"):
@@ -110,6 +122,9 @@ class GraphEngine:
 
         self.arch, self.engine, self.dtype = arch, engine, dtype
         self.max_programs, self.threads = int(max_programs), int(threads)
+        self.dynamic, self.runtime_cache = bool(dynamic) and engine == "openvino", int(runtime_cache)
+        self._dynamic: dict[bool, Any] = {}  # OpenVINO, dynamic: compare flag -> (program, its idle infer requests)
+        self._dynamic_lock = threading.Lock()
         self.compiles = 0
         self._params = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), dict(params))
         self._lock = threading.Lock()
@@ -160,14 +175,18 @@ class GraphEngine:
         self.compiles += 1
         return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
-    def _openvino_program(self, compare: bool, shape: tuple[int, ...]) -> Any:
+    def _openvino_program(self, compare: bool, shape: tuple[int, ...], static: bool = False) -> Any:
         """A compiled OpenVINO model for one input shape: static shapes run faster on the CPU plugin than a
-        dynamic model, and frames of a video or tiles share one shape. Least recently used dropped first."""
+        dynamic model, and frames of a video or tiles share one shape. Least recently used dropped first.
+        A `dynamic` engine compiles static programs only when asked (`static`, from `warmup`) and runs every other
+        shape with its one dynamic-shape program."""
         key = (compare, shape)
         with self._lock:
             if key in self._compiled:
                 self._compiled.move_to_end(key)
                 return self._compiled[key]
+        if self.dynamic and not static:
+            return self._dynamic_program(compare)
         import openvino as ov
 
         from restorenet_jax.deploy.openvino_ir import precision_config
@@ -184,6 +203,27 @@ class GraphEngine:
             while len(self._compiled) > self.max_programs:
                 self._compiled.popitem(last=False)
         return compiled
+
+    def _dynamic_program(self, compare: bool) -> Any:
+        """The one dynamic-shape OpenVINO program (per `compare` flag), compiled on first use. Its shape-specific
+        kernels are cached by the CPU plugin in a cache bounded to `runtime_cache` shapes (OpenVINO's default keeps
+        5000, each a few MB, so a service meeting new sizes would grow by that much per size)."""
+        with self._dynamic_lock:
+            if compare not in self._dynamic:
+                import openvino as ov
+
+                from restorenet_jax.deploy.openvino_ir import precision_config
+
+                model = self._graph(compare).clone()
+                model.reshape(ov.PartialShape("[?,3,?,?]"))
+                config = precision_config(self.dtype)
+                config["CPU_RUNTIME_CACHE_CAPACITY"] = str(self.runtime_cache)
+                if self.threads:
+                    config["INFERENCE_NUM_THREADS"] = self.threads
+                self._dynamic[compare] = (ov.Core().compile_model(model, "CPU", config), [])
+                with self._lock:
+                    self.compiles += 1
+            return self._dynamic[compare]
 
     def _run(self, x: np.ndarray, compare: bool = False) -> np.ndarray:
         """[B, H, W, 3] float32 -> [B, H, W, C] float32 numpy (raw model output)."""
@@ -227,15 +267,19 @@ class GraphEngine:
         return split_methods(self.compare_stacked(x), self.methods)
 
     def warmup(self, shapes: Iterable[tuple[int, ...]], compare: bool = False) -> None:
-        """Builds (and for OpenVINO compiles) ahead of time what inputs of these (h, w) or (b, h, w) sizes use."""
+        """Builds (and for OpenVINO compiles) ahead of time what inputs of these (h, w) or (b, h, w) sizes use; a
+        `dynamic` engine compiles static programs for them (at most `max_programs` kept), faster than its dynamic
+        one."""
         for shape in shapes:
             b, h, w = (1, *shape) if len(shape) == 2 else shape
+            if self.engine == "openvino":
+                self._openvino_program(compare, (int(b), 3, int(h), int(w)), static=True)
             self._run(np.zeros((int(b), int(h), int(w), 3), np.float32), compare)
 
 
 def load_engine(path: str | os.PathLike, engine: str = "auto", tlc: bool | None = None, dtype: str | None = None,
                 *, precision: str | None = None, bucketing: bool = False, max_programs: int = 8,
-                **select: Any) -> Any:
+                dynamic_shapes: bool = False, **select: Any) -> Any:
     """Loads a converted model directory or a training workdir into the engine asked for.
 
     Args:
@@ -246,6 +290,8 @@ def load_engine(path: str | os.PathLike, engine: str = "auto", tlc: bool | None 
       precision: 'auto' | 'fp32' | 'bf16' | 'int8' (`inference.precision`); None: RESTORENET_PRECISION or auto.
       bucketing, max_programs: the JAX engine's size buckets and compiled-program bound (see `Predictor`);
         OpenVINO keeps at most `max_programs` compiled shapes; ONNX Runtime runs every shape with one session.
+      dynamic_shapes: OpenVINO runs every size with one dynamic-shape program (`GraphEngine.dynamic`) instead of
+        compiling one per size; only `warmup` sizes get static programs. Ignored by the other engines.
     Returns:
       The engine; its `engine` attribute names what runs the model and `precision` (a `precision.Precision`)
       what it computes in and why.
@@ -282,6 +328,7 @@ def load_engine(path: str | os.PathLike, engine: str = "auto", tlc: bool | None 
             int8_model = quantize.cached_model(path, arch, params, which=select.get("which", "latest"))
         except quantize.NoInt8Model as e:
             raise EngineUnavailable(str(e)) from None
-    out = GraphEngine(arch, params, name, chosen.dtype, max_programs=max_programs, int8_model=int8_model)
+    out = GraphEngine(arch, params, name, chosen.dtype, max_programs=max_programs, int8_model=int8_model,
+                      dynamic=dynamic_shapes)
     out.precision = chosen
     return out
