@@ -5,14 +5,17 @@ round trip untouched — the alpha channel, whether the source was grayscale, an
 orientation is applied on reading (the pixels come out upright, the tag is not written back), so a phone photo
 shot sideways is restored and saved the way a viewer shows it.
 
-Pixel limits are checked from the header alone (`check_image_size`) before anything is decoded; decoding itself
-never lets Pillow's decompression-bomb error or warning out as anything but this module's exceptions.
+Pixel limits are checked from the header alone (`check_image_size`) before anything is decoded, against one limit,
+the commands' --max-pixels: a header past Pillow's own decompression-bomb bound gets the same message as one just
+over the limit (`too_large`). Decoding itself never lets Pillow's decompression-bomb error or warning out as
+anything but this module's exceptions.
 """
 from __future__ import annotations
 
 import io
 import os
 import re
+import threading
 from dataclasses import dataclass, replace
 from typing import Optional
 
@@ -35,6 +38,11 @@ _ORIENT = {
     7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
     8: lambda a: np.rot90(a, k=1),
 }
+
+
+# Header reads lift Pillow's bomb bound for a moment (the bound is a module global); the lock keeps concurrent
+# readers from restoring each other's lifted value.
+_BOUND_LOCK = threading.Lock()
 
 
 class UnreadableImage(ValueError):
@@ -80,16 +88,20 @@ class Picture:
 def image_size(data: bytes) -> tuple[int, int]:
     """(width, height) from the header only, without decoding pixels (for size limits before decoding).
 
+    Pillow's decompression-bomb bound does not apply here: reading a header allocates nothing, and the size is
+    what the caller's own limit is judged on (`check_image_size`).
+
     Raises:
       UnreadableImage: `data` is not a recognised image.
-      ImageTooLarge: the header declares more pixels than Pillow's own decompression-bomb bound.
     """
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        # Raised from the header alone, for every format Pillow reads (the warning only where warnings are errors).
-        raise ImageTooLarge(_bomb_message(e)) from e
+        with _BOUND_LOCK:
+            bound, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(io.BytesIO(data)) as im:
+                    return im.size
+            finally:
+                Image.MAX_IMAGE_PIXELS = bound
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise UnreadableImage(f"not a recognised image ({e.__class__.__name__})") from e
 
@@ -102,11 +114,18 @@ def _bomb_message(e: Exception) -> str:
     return "image declares too many pixels"
 
 
+def too_large(what: str, width: int, height: int, max_pixels: int) -> str:
+    """The one message for an image or video frame over the pixel limit, wherever it is found."""
+    return (f"{what} of {width}x{height} pixels {'are' if what.endswith('s') else 'is'} larger than the limit of "
+            f"{max_pixels} pixels (--max-pixels)")
+
+
 def check_image_size(data: bytes, max_pixels: int) -> tuple[int, int]:
     """(width, height) of an image whose header declares at most `max_pixels` pixels (0: no limit).
 
     The one pixel-limit check of the service and the commands: it reads the header only, so a small file that
-    declares a huge image (a decompression bomb, in any format) is refused before memory is spent on it.
+    declares a huge image (a decompression bomb, in any format) is refused before memory is spent on it, with the
+    same message however far over the limit it is.
 
     Raises:
       UnreadableImage: not a recognised image.
@@ -114,7 +133,7 @@ def check_image_size(data: bytes, max_pixels: int) -> tuple[int, int]:
     """
     width, height = image_size(data)
     if max_pixels and width * height > max_pixels:
-        raise ImageTooLarge(f"image of {width}x{height} pixels is larger than the limit of {max_pixels} pixels")
+        raise ImageTooLarge(too_large("image", width, height, max_pixels))
     return width, height
 
 

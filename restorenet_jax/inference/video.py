@@ -17,7 +17,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from restorenet_jax.inference.media_io import ImageTooLarge, UnreadableImage
+from restorenet_jax.inference.media_io import ImageTooLarge, UnreadableImage, too_large
 
 # A URL scheme (rtsp://, udp://, srt://, http://, file://...): the input is handed to ffmpeg as it is.
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -104,8 +104,7 @@ def open_video(source: str | os.PathLike, max_pixels: int = 0, skip: int = 0
     width, height = meta["size"]
     if max_pixels and width * height > max_pixels:
         gen.close()  # stops ffmpeg now rather than when the generator is collected
-        raise ImageTooLarge(f"video frames of {width}x{height} pixels are larger than the limit of {max_pixels} "
-                            "pixels")
+        raise ImageTooLarge(too_large("video frames", width, height, max_pixels))
     fps = float(meta["fps"])
     if fps <= 0:
         gen.close()
