@@ -6,18 +6,19 @@ orientation is applied on reading (the pixels come out upright, the tag is not w
 shot sideways is restored and saved the way a viewer shows it.
 
 Pixel limits are checked from the header alone (`check_image_size`) before anything is decoded, against one limit,
-the commands' --max-pixels: a header past Pillow's own decompression-bomb bound gets the same message as one just
-over the limit (`too_large`). Decoding itself never lets Pillow's decompression-bomb error or warning out as
+the commands' --max-pixels: a header far past Pillow's own decompression-bomb bound gets the same message as one
+just over the limit (`too_large`). Decoding itself never lets Pillow's decompression-bomb error or warning out as
 anything but this module's exceptions.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import threading
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -40,9 +41,39 @@ _ORIENT = {
 }
 
 
-# Header reads lift Pillow's bomb bound for a moment (the bound is a module global); the lock keeps concurrent
-# readers from restoring each other's lifted value.
-_BOUND_LOCK = threading.Lock()
+# Pillow checks a declared size against its own bomb bound in one function, called from Image.open and, before
+# allocating a canvas, from plugins such as WebP. While a header is read against the caller's limit, that function is
+# wrapped (under a lock, for this thread only): a size over the limit stops the read there and then, so the refusal
+# is the caller's limit, with the declared width x height, and nothing the size of the image is ever allocated.
+_PILLOW_SIZE_CHECK = getattr(Image, "_decompression_bomb_check", None)
+_SIZE_CHECK_LOCK = threading.Lock()
+_HEADER_LIMIT = threading.local()
+
+
+class _DeclaredSize(Exception):
+    def __init__(self, size: tuple[int, int]):
+        super().__init__(size)
+        self.size = size
+
+
+def _size_check(size: tuple[int, int], *args, **kwargs):
+    limit = getattr(_HEADER_LIMIT, "value", 0)
+    if limit and size[0] * size[1] > limit:
+        raise _DeclaredSize(tuple(size))
+    return _PILLOW_SIZE_CHECK(size, *args, **kwargs)  # other threads, and sizes within the limit: Pillow's rule
+
+
+@contextlib.contextmanager
+def _header_limit(max_pixels: int) -> Iterator[None]:
+    if not max_pixels or _PILLOW_SIZE_CHECK is None:
+        yield
+        return
+    with _SIZE_CHECK_LOCK:
+        _HEADER_LIMIT.value, Image._decompression_bomb_check = max_pixels, _size_check
+        try:
+            yield
+        finally:
+            _HEADER_LIMIT.value, Image._decompression_bomb_check = 0, _PILLOW_SIZE_CHECK
 
 
 class UnreadableImage(ValueError):
@@ -85,23 +116,24 @@ class Picture:
         return self.rgb.shape[1], self.rgb.shape[0]
 
 
-def image_size(data: bytes) -> tuple[int, int]:
+def image_size(data: bytes, max_pixels: int = 0) -> tuple[int, int]:
     """(width, height) from the header only, without decoding pixels (for size limits before decoding).
 
-    Pillow's decompression-bomb bound does not apply here: reading a header allocates nothing, and the size is
-    what the caller's own limit is judged on (`check_image_size`).
+    With `max_pixels`, a declared size over it is returned as soon as it is read (before Pillow's own bomb bound
+    or any plugin allocation sees it), so the caller judges every size by its own limit.
 
     Raises:
       UnreadableImage: `data` is not a recognised image.
+      ImageTooLarge: (without `max_pixels`) the header declares more pixels than Pillow's own bomb bound.
     """
     try:
-        with _BOUND_LOCK:
-            bound, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-            try:
-                with Image.open(io.BytesIO(data)) as im:
-                    return im.size
-            finally:
-                Image.MAX_IMAGE_PIXELS = bound
+        with _header_limit(max_pixels), Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except _DeclaredSize as e:
+        return e.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        # Raised from the header alone, for every format Pillow reads (the warning only where warnings are errors).
+        raise ImageTooLarge(_bomb_message(e)) from e
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise UnreadableImage(f"not a recognised image ({e.__class__.__name__})") from e
 
@@ -131,7 +163,7 @@ def check_image_size(data: bytes, max_pixels: int) -> tuple[int, int]:
       UnreadableImage: not a recognised image.
       ImageTooLarge: more than `max_pixels` pixels.
     """
-    width, height = image_size(data)
+    width, height = image_size(data, max_pixels)
     if max_pixels and width * height > max_pixels:
         raise ImageTooLarge(too_large("image", width, height, max_pixels))
     return width, height
