@@ -156,6 +156,28 @@ class Frames:
         self._gen.close()
 
 
+def count_frames(source: str | os.PathLike, timeout: float = 60.0) -> Optional[int]:
+    """The frames a video file holds, counted from its packets (read, not decoded: fast even for long files);
+    None for stream URLs, or when ffmpeg cannot tell within `timeout` seconds.
+
+    Unlike `VideoInfo.frames_estimate` (duration x rate, which counts a longer audio track too: a 59-frame clip
+    whose audio runs on reads as 60) this is the count the decoder will give, for progress bars. It does not say
+    whether the frames decode, so the truncation check keeps the container's own figure.
+    """
+    if is_stream_url(source):
+        return None
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(source), "-map", "0:v:0",
+           "-c", "copy", "-f", "null", "-progress", "pipe:1", "-"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    counts = re.findall(r"^frame=(\d+)$", out, flags=re.M)
+    return int(counts[-1]) if counts and int(counts[-1]) > 0 else None
+
+
 def check_frame_count(decoded: int, info: VideoInfo) -> None:
     """Raises `IncompleteVideo` when clearly fewer frames were decoded than the container declares.
 
