@@ -280,7 +280,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ModelDirError, OSError, ValueError) as e:
         print(f"error: cannot load --checkpoint {args.checkpoint}: {e}", file=sys.stderr)
         return 2
-    print(restorer.precision.describe(restorer.engine), file=sys.stderr)
+    print(engines.describe(restorer), file=sys.stderr)
     settings = ServeSettings(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
                              queue_size=args.queue_size, max_connections=args.max_connections,
                              body_timeout=args.body_timeout, retry_after=args.retry_after, keep_dir=args.keep_dir,
