@@ -128,3 +128,17 @@ def test_unknown_variant_training_command():
     assert proc.returncode == 2
     _one_error_line(proc.stderr)
     assert not proc.stdout.strip()
+
+
+# --- the README's command list ------------------------------------------------------------------------------------------
+
+def test_readme_lists_every_console_script_and_the_deploy_extra():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in project["scripts"] if f"`{name}`" not in readme]
+    assert not missing, f"README does not list {missing}"
+    extras = set(project["optional-dependencies"]) - {"dev"}
+    assert all(f'pip install ".[{x}]"' in readme or f"[{x}," in readme or f",{x}]" in readme for x in extras)
+    assert "--verbosity" in readme and "file.py:variant" in readme
