@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from restorenet_jax.apps.restore import make_image_fn, restore_picture
+from restorenet_jax.configs.cli import HelpFormatter
 from restorenet_jax.inference import media_io
 from restorenet_jax.inference.precision import add_precision_argument
 
@@ -204,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     intro, _, rest = __doc__.partition("\n\n")
     limits_text = rest[rest.index("Limits"):]
     p = argparse.ArgumentParser(prog="python -m restorenet_jax.serve", description=intro, epilog=limits_text,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", required=True, help="converted model directory or training workdir")
     p.add_argument("--best", action="store_true", help="from a training workdir, use the best checkpoint by "
                    "validation PSNR instead of the latest")
