@@ -131,11 +131,24 @@ def test_engine_benchmark_plan_and_table():
     assert ("demo", "720p", "jax", "float32", "engine") in entries
     assert ("demo", "720p", "openvino", "bfloat16", "reference") in entries
     assert not any(e[2] == "onnxruntime" and e[3] == "bfloat16" for e in entries)
+    # int8 is OpenVINO's (NNCF) and is timed for our model only; the official model is timed as exported (float).
+    assert {e[2:] for e in entries if e[3] == "int8"} == {("openvino", "int8", "engine")}
     meta = {"host_cpu": "cpu", "host_cores": 2, "date": "d", "host_load_1min": 0.0, "default_engine": "openvino",
             "versions": {}, "timing": "t"}
     rows = [{"model": "demo", "size": "720p", "engine": "jax", "dtype": "float32", "kind": "engine",
              "median_s": 4.0, "first_s": 9.0, "fps": 0.25, "max_abs_diff": 0.0},
             {"model": "demo", "size": "720p", "engine": "openvino", "dtype": "float32", "kind": "reference",
-             "median_s": 1.0, "first_s": 2.0, "fps": 1.0, "max_abs_diff": 2e-7}]
+             "median_s": 1.0, "first_s": 2.0, "fps": 1.0, "max_abs_diff": 2e-7},
+            {"model": "demo", "size": "720p", "engine": "openvino", "dtype": "int8", "kind": "engine",
+             "median_s": 0.5, "first_s": 2.0, "fps": 2.0, "max_abs_diff": 0.1, "psnr_vs_jax_fp32": 41.23}]
     table = bench.to_markdown({"meta": meta, "entries": rows})
-    assert "| demo | 720p | openvino (official model) | float32 | 1 | 1 | 2 | 4.00x | 2.0e-07 |" in table
+    assert "| demo | 720p | jax | float32 | 0.25 | 4 | 9 | 1.00x | 0.0e+00 | identical |" in table
+    assert "| demo | 720p | openvino (official model) | float32 | 1 | 1 | 2 | 4.00x | 2.0e-07 | – |" in table
+    assert "| demo | 720p | openvino | int8 | 2 | 0.5 | 2 | 8.00x | 1.0e-01 | 41.2 |" in table
+    a = np.full((4, 4, 3), 0.5, np.float32)
+    assert bench.psnr_db(a, a + 0.1) == pytest.approx(20.0, abs=1e-3)
+    assert bench.psnr_db(a + 2, a + 3) == float("inf")  # both clip to 1: the saved images are equal
+    crops = bench.calibration_crops(None, 5, 32)
+    assert len(crops) == 5 and all(c.shape == (32, 32, 3) and 0 <= c.min() and c.max() <= 1 for c in crops)
+    with pytest.raises(SystemExit):
+        bench.main(["--checkpoint", "nonsense", "--models", "demo"])

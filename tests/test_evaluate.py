@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from restorenet_jax.apps import evaluate
+from restorenet_jax.configs.files import ConfigFileError
 from restorenet_jax.evaluation import scoring
 from restorenet_jax.evaluation import metrics
 from restorenet_jax.models import model_dir
@@ -249,7 +250,7 @@ def test_load_data_config(tmp_path):
     assert evaluate.load_data_config(None).eval_kinds == ",".join(KINDS)
     train_data = evaluate.load_data_config(os.path.join(ROOT, "configs", "default.py"))
     assert "noise" in train_data and "data" not in train_data
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ConfigFileError, match="not found"):
         evaluate.load_data_config(str(tmp_path / "missing.py"))
 
 

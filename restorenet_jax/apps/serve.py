@@ -268,6 +268,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"error: --keep-dir {args.keep_dir} cannot be written: {e.__class__.__name__}: {e.strerror or e}",
                   file=sys.stderr)
             return 2
+    try:  # before the (slow) model load and uvicorn, whose own failure is a log block and exit status 3
+        limits.check_port(args.host, args.port)
+    except OSError as e:
+        print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        return 2
     from restorenet_jax.inference import engines
     from restorenet_jax.models.model_dir import ModelDirError
 
@@ -286,11 +291,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              queue_size=args.queue_size, max_connections=args.max_connections,
                              body_timeout=args.body_timeout, retry_after=args.retry_after, keep_dir=args.keep_dir,
                              tile=args.tile, overlap=args.overlap)
-    try:  # before uvicorn, whose own failure is a log block and exit status 3
-        limits.check_port(args.host, args.port)
-    except OSError as e:
-        print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
-        return 2
     if warmup:
         print(f"compiling {len(warmup)} size(s) ahead of time ...", file=sys.stderr)
         restorer.warmup(warmup)

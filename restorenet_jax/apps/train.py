@@ -46,6 +46,9 @@ def main(argv: list[str]) -> int:
     use_compilation_cache(_CONFIG.value.get("compilation_cache_dir", ""))
     sharding.maybe_initialize_distributed(_CONFIG.value.get("cluster"))
     logging.info("process %d of %d; devices: %s", jax.process_index(), jax.process_count(), jax.devices())
+    if jax.process_count() > 1:  # on a cluster each process says who it is, whatever the log level
+        print(f"process {jax.process_index()} of {jax.process_count()}: {jax.local_device_count()} local / "
+              f"{jax.device_count()} global devices", file=sys.stderr, flush=True)
     from restorenet_jax.training import checkpoints, loop, stage
     from restorenet_jax.training.config_check import ConfigError
     from restorenet_jax.training.initialization import InitError

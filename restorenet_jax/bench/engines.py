@@ -8,7 +8,14 @@ width 32), random weights (timings do not depend on the values). Engines go thro
 path `restore` takes (layout changes and copies included): jax (today's path: XLA), onnxruntime, openvino, each in
 fp32 and, where the engine has it, bf16. The reference entries export the same weights in the official PyTorch
 classes (convert/torch_models.py) with `torch.onnx.export` at the frame size, as a user would, and time that graph
-in OpenVINO and ONNX Runtime. Every entry also records its largest difference from the JAX fp32 output.
+in OpenVINO and ONNX Runtime. Every entry also records its largest difference from the JAX fp32 output and the
+PSNR of its output against that output (both clipped to [0, 1], as the restored image is saved).
+
+Precisions: float32, bfloat16 and int8. int8 is OpenVINO's: the model quantised with NNCF exactly as
+`export --int8` does (deploy/quantize.py, same excluded layers), calibrated on --calibration-crops random crops of
+the scikit-image photos the embedded data set is made from, or of `--calibration DIR`.
+`--checkpoint NAME=DIR` times a trained model (a training workdir or a model directory) under NAME instead of
+random weights: the PSNR column then says what each precision does to real restorations.
 
 Timing: one image per call, the median of --iters calls after --warmup untimed ones (the first compiles). Results go
 to OUT.json and OUT.md after every entry, so a run cut short keeps what finished.
@@ -30,6 +37,8 @@ from restorenet_jax.bench import report
 from restorenet_jax.models.arch import BaselineArch, ModelArch
 
 SIZES = {"720p": (720, 1280), "1080p": (1080, 1920)}
+DTYPES = ("float32", "bfloat16", "int8")
+CALIBRATION_PHOTOS = ("astronaut", "coffee", "chelsea", "camera_man_free", "rocket", "hubble_deep_field")
 
 
 def bench_models() -> dict[str, ModelArch]:
@@ -58,6 +67,46 @@ def time_calls(call: Callable[[], Any], warmup: int, iters: int) -> dict:
         times.append(time.perf_counter() - start)
     return {"first_s": first, "median_s": statistics.median(times), "min_s": min(times), "iters": iters,
             "fps": 1.0 / statistics.median(times), "_out": out}
+
+
+def calibration_crops(folder: Optional[str], count: int, size: int) -> list[np.ndarray]:
+    """int8 calibration crops: of the images in `folder`, or of scikit-image's bundled photos (no download)."""
+    from restorenet_jax.deploy import quantize
+
+    if folder:
+        return quantize.folder_crops(folder, count, size)
+    import skimage.data
+
+    photos = []
+    for name in CALIBRATION_PHOTOS:
+        fn = getattr(skimage.data, name, None)
+        try:
+            img = np.asarray(fn(), np.float32) if fn else None
+        except Exception:  # a photo this scikit-image version does not bundle
+            img = None
+        if img is not None:
+            img = np.repeat(img[..., None], 3, -1) if img.ndim == 2 else img[..., :3]
+            photos.append(img / 255.0)
+    return quantize._random_crops(photos, count, size, seed=0)
+
+
+def _int8_call(arch: ModelArch, params: Any, crops: Sequence[np.ndarray], folder: str) -> Callable:
+    """OpenVINO running the NNCF-quantised model (as `export --int8` makes it) through `restore`'s engine."""
+    import openvino as ov
+
+    from restorenet_jax.deploy import quantize
+    from restorenet_jax.inference.engines import GraphEngine
+
+    model, _ = quantize.quantize_model(arch, params, crops)
+    path = os.path.join(folder, f"int8-{os.getpid()}-{id(params)}.xml")
+    ov.save_model(model, path, compress_to_fp16=False)
+    return GraphEngine(arch, params, "openvino", "int8", int8_model=path).restore_batch
+
+
+def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR (dB) between two outputs clipped to [0, 1]; inf when equal."""
+    mse = float(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2, dtype=np.float64))
+    return float("inf") if mse == 0 else 10 * float(np.log10(1.0 / mse))
 
 
 def _engine_call(name: str, dtype: str, arch: ModelArch, params: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -112,12 +161,16 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, str, str, str]]:
                 if engine != "jax" and not installed(engine):
                     continue
                 for dtype in args.dtypes:
-                    if engine == "onnxruntime" and dtype == "bfloat16":
-                        continue  # ONNX Runtime's CPU provider has no bf16 kernels
+                    if engine == "onnxruntime" and dtype in ("bfloat16", "int8"):
+                        continue  # ONNX Runtime's CPU provider has no bf16 kernels; int8 is OpenVINO's (NNCF)
+                    if engine == "jax" and dtype == "int8":
+                        continue
                     out.append((model, size, engine, dtype, "engine"))
             if args.reference:
                 for runtime in ("openvino", "onnxruntime"):
                     for dtype in args.dtypes:
+                        if dtype == "int8":
+                            continue  # the official model is timed as a user exports it: float
                         if installed(runtime) and not (runtime == "onnxruntime" and dtype == "bfloat16"):
                             out.append((model, size, runtime, dtype, "reference"))
     return out
@@ -131,20 +184,22 @@ def to_markdown(results: dict) -> str:
              f"{m['default_engine']}", "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
              f"- timing: {m['timing']}", "- reference: the official PyTorch classes with the same weights, "
              "`torch.onnx.export` at the frame size (opset 17), run by the named runtime", "",
-             "| model | input | engine | dtype | fps | s/frame | first call s | vs JAX fp32 | max abs diff vs JAX fp32 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| model | input | engine | precision | fps | s/frame | first call s | vs JAX fp32 | max abs diff vs JAX fp32 "
+             "| PSNR vs JAX fp32 (dB) |", "|---|---|---|---|---|---|---|---|---|---|"]
     jax_fp32 = {(e["model"], e["size"]): e["median_s"] for e in results["entries"]
                 if e.get("engine") == "jax" and e.get("dtype") == "float32" and "median_s" in e}
     for e in results["entries"]:
         name = e["engine"] + (" (official model)" if e["kind"] == "reference" else "")
         if "error" in e:
-            lines.append(f"| {e['model']} | {e['size']} | {name} | {e['dtype']} | failed: {e['error']} | | | | |")
+            lines.append(f"| {e['model']} | {e['size']} | {name} | {e['dtype']} | failed: {e['error']} | | | | | |")
             continue
         base = jax_fp32.get((e["model"], e["size"]))
         ratio = f"{base / e['median_s']:.2f}x" if base else "–"
         diff = f"{e['max_abs_diff']:.1e}" if e.get("max_abs_diff") is not None else "–"
+        psnr = e.get("psnr_vs_jax_fp32")
+        psnr = f"{psnr:.1f}" if psnr is not None else ("identical" if e.get("max_abs_diff") == 0 else "–")
         lines.append(f"| {e['model']} | {e['size']} | {name} | {e['dtype']} | {e['fps']:.3g} | "
-                     f"{e['median_s']:.3g} | {e['first_s']:.3g} | {ratio} | {diff} |")
+                     f"{e['median_s']:.3g} | {e['first_s']:.3g} | {ratio} | {diff} | {psnr} |")
     if m.get("partial"):
         lines[1:1] = ["", "**Partial:** entries not listed did not finish."]
     return "\n".join(lines)
@@ -159,7 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", type=csv, default=["demo", "baseline32"], help="comma-separated: demo, baseline32")
     p.add_argument("--sizes", type=csv, default=["720p", "1080p"], help="comma-separated: 720p, 1080p")
     p.add_argument("--engines", type=csv, default=["jax", "onnxruntime", "openvino"], help="engines to time")
-    p.add_argument("--dtypes", type=csv, default=["float32", "bfloat16"], help="float32, bfloat16")
+    p.add_argument("--dtypes", type=csv, default=list(DTYPES), help="comma-separated: float32, bfloat16, int8")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=DIR",
+                   help="time the trained model in DIR under NAME (repeatable), e.g. demo=runs/demo")
+    p.add_argument("--calibration", default=None, metavar="DIR", help="int8: calibrate on crops of these images "
+                   "(default: scikit-image's bundled photos)")
+    p.add_argument("--calibration-crops", type=int, default=64, metavar="N", help="int8: calibration crops")
     p.add_argument("--no-reference", dest="reference", action="store_false",
                    help="skip the official PyTorch model in OpenVINO / ONNX Runtime")
     p.add_argument("--iters", type=int, default=3, help="timed calls per entry (median)")
@@ -173,11 +233,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     models = bench_models()
-    bad = [v for v in args.models if v not in models] + [v for v in args.sizes if v not in SIZES] + \
-        [v for v in args.engines if v not in ("jax", "onnxruntime", "openvino")] + \
-        [v for v in args.dtypes if v not in ("float32", "bfloat16")]
+    named = {spec.partition("=")[0] for spec in args.checkpoint}
+    bad = [v for v in args.models if v not in models and v not in named] + \
+        [v for v in args.sizes if v not in SIZES] + [v for v in args.engines if v not in ("jax", "onnxruntime", "openvino")] + \
+        [v for v in args.dtypes if v not in DTYPES]
     if bad or args.iters < 1 or args.warmup < 1:
         parser.error(f"unknown value(s) {', '.join(bad)}" if bad else "--iters and --warmup must be >= 1")
+    trained = {}
+    for spec in args.checkpoint:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            parser.error(f"--checkpoint {spec!r}: expected NAME=DIR")
+        trained[name] = path
     import jax
 
     from restorenet_jax.bench.harness import random_params
@@ -189,7 +256,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "versions": {p: report._version(p) for p in ("jax", "onnxruntime", "openvino", "onnx", "torch")},
             "timing": f"one frame per call, median of {args.iters} after {args.warmup} untimed (the first compiles)"}
     results = {"meta": {**meta, "partial": True}, "entries": []}
-    params = {name: random_params(models[name], 0) for name in args.models}
+    params = {}
+    for name in args.models:
+        if name in trained:
+            from restorenet_jax.models.model_dir import ModelDirError
+            from restorenet_jax.training.checkpoints import resolve_model
+
+            try:
+                models[name], params[name] = resolve_model(trained[name])
+            except (ModelDirError, OSError, ValueError) as e:
+                parser.error(f"--checkpoint {name}={trained[name]}: {e}")
+        elif name in models:
+            params[name] = random_params(models[name], 0)
+    crops = calibration_crops(args.calibration, args.calibration_crops, 256) if "int8" in args.dtypes else []
+    import tempfile
+
+    int8_dir = tempfile.TemporaryDirectory(prefix="bench-int8-")
     reference_out: dict = {}
     entries = plan(args)
     for i, (model, size, engine, dtype, kind) in enumerate(entries):
@@ -198,14 +280,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         entry = {"model": model, "size": size, "engine": engine, "dtype": dtype, "kind": kind}
         print(f"[{i + 1}/{len(entries)}] {model} {size} {engine} {dtype} {kind} ...", file=sys.stderr, flush=True)
         try:
-            call = (_engine_call(engine, dtype, arch, params[model]) if kind == "engine"
-                    else _reference_call(engine, dtype, arch, params[model], shape))
+            if dtype == "int8":
+                call = _int8_call(arch, params[model], crops, int8_dir.name)
+            elif kind == "engine":
+                call = _engine_call(engine, dtype, arch, params[model])
+            else:
+                call = _reference_call(engine, dtype, arch, params[model], shape)
             timed = time_calls(lambda: call(x), args.warmup, args.iters)
             out = np.asarray(timed.pop("_out"), np.float32)
             if (engine, dtype, kind) == ("jax", "float32", "engine"):
                 reference_out[(model, size)] = out
             ref = reference_out.get((model, size))
-            entry.update(timed, max_abs_diff=float(np.abs(out - ref).max()) if ref is not None else None)
+            entry.update(timed, max_abs_diff=float(np.abs(out - ref).max()) if ref is not None else None,
+                         psnr_vs_jax_fp32=psnr_db(out, ref) if ref is not None and np.any(out != ref) else None)
         except Exception as e:  # one failing entry must not lose the others
             entry["error"] = f"{e.__class__.__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
         print(f"    {entry.get('fps', 0):.3g} fps" if "fps" in entry else f"    {entry['error']}", file=sys.stderr)

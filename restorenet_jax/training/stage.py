@@ -6,6 +6,7 @@ metrics.jsonl / TensorBoard with a progress bar. The main run and each backbone 
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -69,7 +70,8 @@ def run_stage(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path,
         target = jax.tree_util.tree_map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
                                         abstract, state_sh)
         state = jax.device_put(ckpt.restore_newest_readable(target, data_iter), state_sh)
-        logging.info("resumed %s at step %d", workdir, int(state.step))
+        # Printed whatever the log level: a user must see that a run continued rather than started over.
+        print(f"resumed {workdir} at step {int(state.step)}", file=sys.stderr, flush=True)
     else:
         state = jax.device_put(create_train_state(params, tx, labels, trainable_any, use_ema), state_sh)
 

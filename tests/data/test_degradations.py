@@ -101,6 +101,7 @@ def test_unprocess_white_point_and_highlight_gains(astronaut):
 
 def test_exposure_and_rebrighten_semantics(astronaut):
     cfg = get_noise_config()
+    cfg.kind = 'low_light'
     cfg.low_light.shot_noise_range = (1e-12, 1e-12)  # read noise exp(2.18 log 1e-12 + 1.2 + ...) ~ 1e-25
     cfg.low_light.exposure_range = (0.25, 0.25)
     cfg.low_light.rebrighten = True

@@ -18,6 +18,7 @@ def tiny_config(**overrides):
     c.data.eval_kinds = "blur_noise"
     c.data.noise.kind = "low_light"  # these tests exercise training, not the noise: the cheaper device program
     c.eval.families = ""  # the per-family report has its own test
+    c.eval.held_out_families = ""
     c.batch_size = 2
     c.num_train_steps = 6
     c.pretrain.steps = 0
