@@ -2,7 +2,6 @@
 unknown config variant ends every command that takes --config with one line and exit status 2."""
 import contextlib
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -59,16 +58,16 @@ def test_restore_and_evaluate_name_the_auto_engine_once(ckpt, tmp_path, capsys):
     assert _engine_lines(capsys.readouterr().err) == ["engine jax, precision fp32 (asked)"]
 
 
-def test_serve_names_the_auto_engine_once(ckpt, capsys):
-    pytest.importorskip("uvicorn")
+def test_serve_names_the_auto_engine_once(ckpt, capsys, monkeypatch):
+    uvicorn = pytest.importorskip("uvicorn")
     from restorenet_jax.apps import serve
+    from tests.live_server import free_port
 
-    with socket.socket() as busy:  # the service stops at its port check, after loading the model and saying so
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        assert serve.main(["--checkpoint", str(ckpt), "--engine", "auto", "--host", "127.0.0.1",
-                           "--port", str(port)]) == 2
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(kw))  # everything up to serving, no server
+    assert serve.main(["--checkpoint", str(ckpt), "--engine", "auto", "--host", "127.0.0.1",
+                       "--port", str(free_port())]) == 0
+    assert len(started) == 1
     [line] = _engine_lines(capsys.readouterr().err)
     assert ENGINE_LINE.match(line), line
 
