@@ -95,7 +95,7 @@ def test_batches_resume_after_a_crash_and_audio_survives(tmp_path):
     work = footage.work_dir(dst)
     manifest = json.loads((work / "manifest.json").read_text())
     assert [s["frames"] for s in manifest["segments"]] == [4, 4]
-    assert dst.exists() and dst.stat().st_size == 0  # the reserved name, not a half-written video
+    assert not dst.exists()  # nothing under the output's name (not even an empty file) until the video is complete
     assert not list(work.glob("*.part.mp4"))
 
     def counting(xb):
@@ -153,6 +153,21 @@ def test_duration_limits_a_file_and_the_progress_bar_shows_rate_and_eta(tmp_path
     assert imageio_frames(dst) == 15 and video.open_video(dst)[0].rate == 10  # segments of 7, 7 and 1 frames
     err = capsys.readouterr().err
     assert "frame/s" in err and "/15 [" in err and "<" in err  # rate, total and time left
+
+
+def test_progress_bar_total_is_the_real_frame_count(tmp_path, capsys):
+    # 59 frames whose audio track runs on: the container's duration x rate says 60, the bar must say 59.
+    silent = _make_video(tmp_path / "silent.mp4", _patterns(59), rate=Fraction(30), audio=False)
+    src = tmp_path / "longer_audio.mp4"
+    _ffmpeg("-i", silent, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000", "-t", "2.2", "-map", "0:v",
+            "-map", "1:a", "-c:v", "copy", "-c:a", "aac", src)
+    info, frames = video.open_video(src)
+    frames.close()
+    assert info.frames_estimate > 59  # the case at hand (else this test shows nothing)
+    assert video.count_frames(src) == 59 and video.count_frames("udp://127.0.0.1:9") is None
+    result = footage.restore_footage(_copy_fn, src, tmp_path / "out.mp4", footage.JobOptions(batch=4))
+    err = capsys.readouterr().err
+    assert result.frames == 59 and "0/59 [" in err and "/60 [" not in err
 
 
 def imageio_frames(path):
@@ -242,6 +257,7 @@ def test_sigkill_mid_video_then_rerun_gives_every_frame_once(tmp_path_factory, t
     assert proc.returncode == -signal.SIGKILL, f"finished before it could be killed: {proc.stderr.read()[-2000:]}"
     kept = sum(s["frames"] for s in json.loads(manifest.read_text())["segments"])
     assert 12 <= kept < 90
+    assert not (out / "clip.mp4").exists()  # only the hidden parts folder: no empty video beside it
 
     restored = []
     real = restore.make_frames_fn

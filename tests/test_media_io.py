@@ -2,6 +2,7 @@
 exactly (gray, gray+alpha, RGB, RGBA) through the PNG library without ffmpeg, EXIF orientation on 16-bit PNGs,
 and one-line error messages for corrupt files."""
 import io
+import re
 import struct
 import subprocess
 import warnings
@@ -14,7 +15,8 @@ from PIL import Image
 from restorenet_jax.inference import media_io, png16
 from tests.test_restore_safety import _gif_bomb, _jpeg_bomb, _tiff_bomb
 
-INTERNALS = ("ffmpeg", "png @", "pipe", "libpng", "png_", "0x", "bytesio", "decompression bomb", "dos attack")
+INTERNALS = ("ffmpeg", "png @", "pipe", "libpng", "png_", "bytesio", "decompression bomb", "dos attack")
+ADDRESS = re.compile(r"\b0x[0-9a-f]{6,}")  # an object's address, not a size such as 30000x30000
 
 
 def _samples(shape, seed=0):
@@ -22,7 +24,8 @@ def _samples(shape, seed=0):
 
 
 def _one_line_plain(message: str) -> bool:
-    return "\n" not in message and not any(word in message.lower() for word in INTERNALS)
+    return ("\n" not in message and not any(word in message.lower() for word in INTERNALS)
+            and not ADDRESS.search(message.lower()))
 
 
 # --- decompression bombs ------------------------------------------------------------------------------------------
@@ -33,8 +36,7 @@ def test_decode_refuses_bombs_with_its_own_exception(bomb):
     with pytest.raises(media_io.UnreadableImage) as e:  # what the service catches around decoding
         media_io.decode_image(data)
     assert isinstance(e.value, media_io.ImageTooLarge) and _one_line_plain(str(e.value)), str(e.value)
-    # Past Pillow's own bound the header check names that bound; below it, the caller's limit (the CLI lifts
-    # Pillow's bound and reports width x height, see test_restore_safety).
+    # The header check names the caller's limit, whether or not the image is past Pillow's own bound.
     with pytest.raises(media_io.ImageTooLarge, match="pixels is larger than the") as e:
         media_io.check_image_size(data, 1000)
     assert _one_line_plain(str(e.value))
@@ -58,6 +60,46 @@ def test_decode_bomb_warning_as_error_does_not_escape(kind, monkeypatch):
         assert isinstance(e.value, media_io.UnreadableImage)
         with pytest.raises(media_io.ImageTooLarge):
             media_io.image_size(data)
+        # Over the caller's limit too: the refusal is the caller's limit, with the declared size.
+        with pytest.raises(media_io.ImageTooLarge, match="40x40 pixels is larger than the limit of 999 pixels"):
+            media_io.check_image_size(data, 999)
+
+
+def _png_header(width, height):
+    """A PNG declaring width x height 8-bit RGB with no pixel data: all a header read needs."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_one_pixel_limit_one_message_far_over_it_or_just_over(tmp_path):
+    """30000x30000 is past Pillow's own decompression-bomb error bound, 5000x5000 only past the service's limit:
+    both are refused with the same sentence naming the limit and the option that sets it."""
+    from restorenet_jax.apps import restore
+
+    limit = 4096 * 4096  # the service's default --max-pixels
+    messages = []
+    for side in (30000, 5000):
+        with pytest.raises(media_io.ImageTooLarge) as e:
+            media_io.check_image_size(_png_header(side, side), limit)
+        messages.append(str(e.value))
+    assert messages == [f"image of {s}x{s} pixels is larger than the limit of {limit} pixels (--max-pixels)"
+                        for s in (30000, 5000)]
+    for bomb in (_gif_bomb, _tiff_bomb, _jpeg_bomb):  # other formats, far past Pillow's bound: the same sentence
+        with pytest.raises(media_io.ImageTooLarge, match=r"^image of \d+x\d+ pixels is larger than the limit of "
+                           rf"{limit} pixels \(--max-pixels\)$"):
+            media_io.check_image_size(bomb(), limit)
+    # The restore command's path (Pillow's bound restored afterwards), and a video frame over the limit.
+    for side in (30000, 5000):
+        (tmp_path / f"p{side}.png").write_bytes(_png_header(side, side))
+    failures = restore.restore_paths(lambda x: x, sorted(tmp_path.glob("*.png")), tmp_path / "out", progress=False,
+                                     max_pixels=limit)
+    assert sorted(reason for _, reason in failures) == sorted(messages)
+    assert Image.MAX_IMAGE_PIXELS is not None
+    assert media_io.too_large("video frames", 5000, 5000, limit) == \
+        f"video frames of 5000x5000 pixels are larger than the limit of {limit} pixels (--max-pixels)"
 
 
 # --- 16-bit PNG through the PNG library ---------------------------------------------------------------------------

@@ -129,8 +129,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("--overlap must be between 0 and tile/2")
     try:
         data_cfg = load_data_config(args.config)
-    except ConfigFileError as e:  # a missing or broken file, an unknown variant: one line, not a traceback
-        parser.error(f"--config: {e}")
+    except ConfigFileError as e:  # a missing or broken file, an unknown variant: one line, not usage + traceback
+        parser.exit(2, f"{parser.prog}: error: --config: {e}\n")
     if args.data_dir:
         data_cfg.data_dir = args.data_dir
     if args.crop is not None:
@@ -163,7 +163,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--engine {args.engine} --precision {args.precision}: {e}")
     except (ModelDirError, OSError, ValueError, KeyError) as e:
         parser.error(f"--checkpoint: {e}")
-    print(predictor.precision.describe(predictor.engine), file=sys.stderr)
+    print(engines.describe(predictor), file=sys.stderr)
     arch = predictor.arch
     # One pass per image computes every method (each backbone once); tiles blend all methods' outputs together.
     stacked = with_tiling(predictor.compare_stacked, args.tile, args.overlap, args.max_pixels)

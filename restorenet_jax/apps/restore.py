@@ -330,7 +330,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.exit(2, f"{parser.prog}: error: cannot create output folder {out_dir}: {e.strerror or e}\n")
     if not os.access(out_dir, os.W_OK | os.X_OK):
         parser.exit(2, f"{parser.prog}: error: output folder {out_dir} is not writable\n")
-    print(restorer.precision.describe(restorer.engine), file=sys.stderr)
+    print(engines.describe(restorer), file=sys.stderr)
     fn = make_image_fn(restorer, args.tile, args.overlap, args.tile_batch)
     job = footage.JobOptions(batch=args.batch, duration=args.duration, segment_frames=args.segment_frames,
                               temporal=args.temporal)

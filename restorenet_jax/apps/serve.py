@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from restorenet_jax.apps.restore import make_image_fn, restore_picture
+from restorenet_jax.configs.cli import HelpFormatter
 from restorenet_jax.inference import media_io
 from restorenet_jax.inference.precision import add_precision_argument
 
@@ -207,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     intro, _, rest = __doc__.partition("\n\n")
     limits_text = rest[rest.index("Limits"):]
     p = argparse.ArgumentParser(prog="python -m restorenet_jax.serve", description=intro, epilog=limits_text,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", required=True, help="converted model directory or training workdir")
     p.add_argument("--best", action="store_true", help="from a training workdir, use the best checkpoint by "
                    "validation PSNR instead of the latest")
@@ -295,7 +296,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ModelDirError, OSError, ValueError) as e:
         print(f"error: cannot load --checkpoint {args.checkpoint}: {e}", file=sys.stderr)
         return 2
-    print(restorer.precision.describe(restorer.engine), file=sys.stderr)
+    print(engines.describe(restorer), file=sys.stderr)
     settings = ServeSettings(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
                              queue_size=args.queue_size, max_connections=args.max_connections,
                              body_timeout=args.body_timeout, retry_after=args.retry_after, keep_dir=args.keep_dir,

@@ -97,10 +97,16 @@ def main(argv: list[str]) -> None:
             f.write(json.dumps(entry) + '\n')
 
 
-if __name__ == '__main__':
+def run() -> None:
+    """The `python -m` entry point: defines the flags, refuses a bad --config in one line (exit 2), runs `main`."""
     _define_flags()
     if any(a in ('-h', '--help', '-help') for a in sys.argv[1:]):  # absl's own help exits 1 and lists every module
-        print(__doc__ + FLAGS.module_help(sys.modules[__name__].__name__).replace('__main__:', 'flags:'))
+        name = sys.modules[__name__].__name__
+        print(__doc__ + FLAGS.module_help(name).replace(f'{name}:', 'flags:'))
         sys.exit(0)
     exit_on_config_error(sys.argv[1:], 'config')
     app.run(main)
+
+
+if __name__ == '__main__':
+    run()

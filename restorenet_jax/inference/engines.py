@@ -92,6 +92,35 @@ def resolve_engine(name: str, dtype: str = "float32") -> str:
     return engine
 
 
+def auto_reason(engine: str, precision: str, backend: str | None = None) -> str:
+    """Why `auto` resolved to `engine` ('auto: ...'), for the line the commands print; `precision` as asked."""
+    if precision == "int8":
+        return "auto: int8 runs on OpenVINO"
+    if engine == "openvino":
+        return "auto: CPU, OpenVINO installed"
+    if engine == "onnxruntime":
+        return "auto: CPU, OpenVINO not installed"
+    if backend is None:
+        import jax
+
+        backend = jax.default_backend()
+    if backend != "cpu":
+        return f"auto: {backend.upper()}"
+    if precision == "bf16" and installed("onnxruntime"):
+        return "auto: bf16 asked, ONNX Runtime computes fp32 only"
+    return f"auto: CPU without OpenVINO or ONNX Runtime ({INSTALL_HINT} adds them)"
+
+
+def describe(engine: Any) -> str:
+    """The one line the commands print about a loaded engine: what runs the model and in what precision, each with
+    why `auto` chose it, e.g. 'engine openvino (auto: CPU, OpenVINO installed), precision bf16 (auto: CPU has
+    AVX512_BF16)'."""
+    line = engine.precision.describe(engine.engine)
+    reason = getattr(engine, "engine_reason", "asked")
+    return line if reason == "asked" else line.replace(f"engine {engine.engine},",
+                                                       f"engine {engine.engine} ({reason}),", 1)
+
+
 class GraphEngine:
     """ONNX Runtime or OpenVINO running the model's ONNX graph, with `Predictor`'s interface.
 
@@ -293,8 +322,8 @@ def load_engine(path: str | os.PathLike, engine: str = "auto", tlc: bool | None 
       dynamic_shapes: OpenVINO runs every size with one dynamic-shape program (`GraphEngine.dynamic`) instead of
         compiling one per size; only `warmup` sizes get static programs. Ignored by the other engines.
     Returns:
-      The engine; its `engine` attribute names what runs the model and `precision` (a `precision.Precision`)
-      what it computes in and why.
+      The engine; its `engine` attribute names what runs the model, `engine_reason` why ('asked', or what `auto`
+      went by), and `precision` (a `precision.Precision`) what it computes in and why (`describe` prints both).
     Raises:
       EngineUnavailable (a ValueError) when the engine is not installed, cannot run the precision, or the int8 model
       was not exported; ModelDirError for a bad checkpoint.
@@ -306,6 +335,7 @@ def load_engine(path: str | os.PathLike, engine: str = "auto", tlc: bool | None 
     # The engine first (auto may pick JAX for bf16, OpenVINO for int8), then what `auto` precision means on it.
     name = resolve_engine(engine, prec.DTYPES.get(requested, "float32"))
     chosen = prec.resolve_precision(requested, name)
+    reason = auto_reason(name, requested) if engine == "auto" else "asked"
     if chosen.name == "bf16" and name == "onnxruntime":
         raise EngineUnavailable("onnxruntime runs float32 only: use --precision fp32, or --engine openvino or jax")
     if name == "jax":
@@ -313,7 +343,7 @@ def load_engine(path: str | os.PathLike, engine: str = "auto", tlc: bool | None 
 
         restorer = Restorer.from_checkpoint(path, tlc=tlc, dtype=chosen.dtype, bucketing=bucketing,
                                             max_programs=max_programs, **select)
-        restorer.engine, restorer.precision = "jax", chosen
+        restorer.engine, restorer.precision, restorer.engine_reason = "jax", chosen, reason
         return restorer
     from restorenet_jax.training.checkpoints import resolve_model
 
@@ -330,5 +360,5 @@ def load_engine(path: str | os.PathLike, engine: str = "auto", tlc: bool | None 
             raise EngineUnavailable(str(e)) from None
     out = GraphEngine(arch, params, name, chosen.dtype, max_programs=max_programs, int8_model=int8_model,
                       dynamic=dynamic_shapes)
-    out.precision = chosen
+    out.precision, out.engine_reason = chosen, reason
     return out

@@ -6,7 +6,7 @@ the old one, so the manifest is always whole). A job killed at any point (power 
 again with the same command reads the manifest, checks that input, model and settings are the same, skips the
 frames its finished segments hold (decoded and dropped inside ffmpeg, never restored twice) and goes on from the
 next frame. At the end the segments are joined without re-encoding, the input's audio tracks are copied in, the
-result replaces the reserved output name in one rename, and the work folder is removed. The output has exactly the
+result appears under the output's name in one step (nothing is there before), and the work folder is removed. The output has exactly the
 input's frames, size and frame rate (the exact fraction, constant rate).
 
 Live sources (stream URLs) are recorded for `duration` seconds (round(duration x rate) frames), or until the
@@ -287,7 +287,8 @@ def _run_job(frames_fn: FramesFn, source: str | Path, dst: Path, work: Path, ide
     live = video.is_stream_url(source)
     manifest = _resumable_manifest(work, identity, dst, opts.overwrite)
     if manifest is not None and manifest.get("complete"):
-        return _publish(work, dst, manifest), None  # killed between joining and renaming: only the rename is left
+        # Killed between joining and publishing: only the rename is left.
+        return _publish(work, dst, manifest, opts.overwrite), None
     skip = 0 if manifest is None or live else sum(s["frames"] for s in manifest["segments"])
     # Temporal fusion needs the k frames before the first new one as context: they are read again, not restored.
     k = manifest.get("temporal_k", 0) if manifest is not None else None
@@ -299,16 +300,10 @@ def _run_job(frames_fn: FramesFn, source: str | Path, dst: Path, work: Path, ide
     if k:
         frames = temporal.fuse_stream(frames, k, drop=context)
     if manifest is None:
+        # Nothing is created under the output's name until the video is complete (`_publish`): a job killed before
+        # then leaves only its hidden work folder, never an empty or partial OUT/name.mp4.
         manifest = {**identity, "rate": str(info.rate), "size": list(info.size), "temporal_k": k, "segments": []}
         _write_json_atomic(work / "manifest.json", manifest)
-        if not opts.overwrite:
-            # Reserve the name by exclusive creation: a file that appeared since the check is never replaced.
-            try:
-                open(dst, "xb").close()
-            except FileExistsError:
-                raw.close()
-                (work / "manifest.json").unlink()
-                raise FileExistsError(f"{dst} already exists, not replaced (--overwrite replaces it)") from None
     elif (manifest["rate"], manifest["size"]) != (str(info.rate), list(info.size)):
         raw.close()
         raise FootageError(f"{source} now reads as {info.size[0]}x{info.size[1]} at {info.rate} frames/s, not as "
@@ -318,12 +313,17 @@ def _run_job(frames_fn: FramesFn, source: str | Path, dst: Path, work: Path, ide
     resumed = segments.frames
     target = round(opts.duration * rate) if opts.duration else None
     limit = None if target is None else max(0, target - resumed)
-    with tqdm(total=target if target is not None else info.frames_estimate, initial=resumed, unit="frame",
+    # The bar's total: the frames asked for, else the file's own frame count (its duration would count audio too).
+    total = target if target is not None else (None if live else video.count_frames(source)) or info.frames_estimate
+    with tqdm(total=total, initial=resumed, unit="frame",
               desc=stream_stem(str(source)) if live else Path(source).name, leave=False, dynamic_ncols=True,
               disable=not opts.progress) as bar:
         try:
             _restore_into(frames_fn, frames, segments, limit, bar)
             segments.finish()
+            if bar.total != bar.n:  # the source ended elsewhere than counted (a truncated file): end the bar there
+                bar.total = bar.n
+                bar.refresh()
         except BaseException:
             segments.abandon()
             raise
@@ -331,7 +331,6 @@ def _run_job(frames_fn: FramesFn, source: str | Path, dst: Path, work: Path, ide
             raw.close()
     if segments.frames == 0:
         shutil.rmtree(work, ignore_errors=True)
-        _drop_reservation(dst)
         raise UnreadableImage("video has no frames")
     final = work / f"final{dst.suffix}"
     parts = [work / s["file"] for s in manifest["segments"]]
@@ -339,7 +338,7 @@ def _run_job(frames_fn: FramesFn, source: str | Path, dst: Path, work: Path, ide
     _fsync_file(final)
     manifest["complete"] = True
     _write_json_atomic(work / "manifest.json", manifest)
-    return _publish(work, dst, manifest, resumed), info
+    return _publish(work, dst, manifest, opts.overwrite, resumed), info
 
 
 def _resumable_manifest(work: Path, identity: dict, dst: Path, overwrite: bool) -> Optional[dict]:
@@ -371,19 +370,32 @@ def _resumable_manifest(work: Path, identity: dict, dst: Path, overwrite: bool) 
 
 
 def _is_reservation(dst: Path) -> bool:
+    """`dst` is free for this job: absent, or the empty file by which earlier versions reserved the name."""
     return not dst.exists() or (dst.is_file() and not dst.is_symlink() and dst.stat().st_size == 0)
 
 
-def _drop_reservation(dst: Path) -> None:
-    if dst.is_file() and not dst.is_symlink() and dst.stat().st_size == 0:
-        dst.unlink()
+def _publish(work: Path, dst: Path, manifest: dict, overwrite: bool, resumed: Optional[int] = None) -> JobResult:
+    """Moves the joined file onto `dst` and removes the work folder.
 
-
-def _publish(work: Path, dst: Path, manifest: dict, resumed: Optional[int] = None) -> JobResult:
-    """Moves the joined file onto `dst` (one rename) and removes the work folder."""
+    Without `overwrite`, `dst` is created by a hard link, which fails if a file appeared there meanwhile (that file
+    is never replaced); with it, or over an earlier version's empty reservation, one rename replaces `dst`.
+    """
     final = work / f"final{dst.suffix}"
     if final.exists():
-        os.replace(final, dst)
+        if overwrite or (dst.exists() and _is_reservation(dst)):
+            os.replace(final, dst)
+        else:
+            try:
+                os.link(final, dst)
+            except FileExistsError:
+                if not os.path.samefile(final, dst):  # the same file: killed after the link, before the cleanup
+                    raise FileExistsError(f"{dst} already exists, not replaced (--overwrite replaces it); the "
+                                          f"restored video stays in {final}") from None
+            except OSError:  # a file system without hard links: a rename, checked just before
+                if dst.exists() or dst.is_symlink():
+                    raise FileExistsError(f"{dst} already exists, not replaced (--overwrite replaces it); the "
+                                          f"restored video stays in {final}") from None
+                os.replace(final, dst)
     shutil.rmtree(work, ignore_errors=True)
     frames = sum(s["frames"] for s in manifest["segments"])
     return JobResult(frames, frames if resumed is None else resumed, manifest.get("audio", "none"),

@@ -5,16 +5,20 @@ round trip untouched — the alpha channel, whether the source was grayscale, an
 orientation is applied on reading (the pixels come out upright, the tag is not written back), so a phone photo
 shot sideways is restored and saved the way a viewer shows it.
 
-Pixel limits are checked from the header alone (`check_image_size`) before anything is decoded; decoding itself
-never lets Pillow's decompression-bomb error or warning out as anything but this module's exceptions.
+Pixel limits are checked from the header alone (`check_image_size`) before anything is decoded, against one limit,
+the commands' --max-pixels: a header far past Pillow's own decompression-bomb bound gets the same message as one
+just over the limit (`too_large`). Decoding itself never lets Pillow's decompression-bomb error or warning out as
+anything but this module's exceptions.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
+import threading
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -35,6 +39,41 @@ _ORIENT = {
     7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
     8: lambda a: np.rot90(a, k=1),
 }
+
+
+# Pillow checks a declared size against its own bomb bound in one function, called from Image.open and, before
+# allocating a canvas, from plugins such as WebP. While a header is read against the caller's limit, that function is
+# wrapped (under a lock, for this thread only): a size over the limit stops the read there and then, so the refusal
+# is the caller's limit, with the declared width x height, and nothing the size of the image is ever allocated.
+_PILLOW_SIZE_CHECK = getattr(Image, "_decompression_bomb_check", None)
+_SIZE_CHECK_LOCK = threading.Lock()
+_HEADER_LIMIT = threading.local()
+
+
+class _DeclaredSize(Exception):
+    def __init__(self, size: tuple[int, int]):
+        super().__init__(size)
+        self.size = size
+
+
+def _size_check(size: tuple[int, int], *args, **kwargs):
+    limit = getattr(_HEADER_LIMIT, "value", 0)
+    if limit and size[0] * size[1] > limit:
+        raise _DeclaredSize(tuple(size))
+    return _PILLOW_SIZE_CHECK(size, *args, **kwargs)  # other threads, and sizes within the limit: Pillow's rule
+
+
+@contextlib.contextmanager
+def _header_limit(max_pixels: int) -> Iterator[None]:
+    if not max_pixels or _PILLOW_SIZE_CHECK is None:
+        yield
+        return
+    with _SIZE_CHECK_LOCK:
+        _HEADER_LIMIT.value, Image._decompression_bomb_check = max_pixels, _size_check
+        try:
+            yield
+        finally:
+            _HEADER_LIMIT.value, Image._decompression_bomb_check = 0, _PILLOW_SIZE_CHECK
 
 
 class UnreadableImage(ValueError):
@@ -77,16 +116,21 @@ class Picture:
         return self.rgb.shape[1], self.rgb.shape[0]
 
 
-def image_size(data: bytes) -> tuple[int, int]:
+def image_size(data: bytes, max_pixels: int = 0) -> tuple[int, int]:
     """(width, height) from the header only, without decoding pixels (for size limits before decoding).
+
+    With `max_pixels`, a declared size over it is returned as soon as it is read (before Pillow's own bomb bound
+    or any plugin allocation sees it), so the caller judges every size by its own limit.
 
     Raises:
       UnreadableImage: `data` is not a recognised image.
-      ImageTooLarge: the header declares more pixels than Pillow's own decompression-bomb bound.
+      ImageTooLarge: (without `max_pixels`) the header declares more pixels than Pillow's own bomb bound.
     """
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with _header_limit(max_pixels), Image.open(io.BytesIO(data)) as im:
             return im.size
+    except _DeclaredSize as e:
+        return e.size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         # Raised from the header alone, for every format Pillow reads (the warning only where warnings are errors).
         raise ImageTooLarge(_bomb_message(e)) from e
@@ -102,19 +146,26 @@ def _bomb_message(e: Exception) -> str:
     return "image declares too many pixels"
 
 
+def too_large(what: str, width: int, height: int, max_pixels: int) -> str:
+    """The one message for an image or video frame over the pixel limit, wherever it is found."""
+    return (f"{what} of {width}x{height} pixels {'are' if what.endswith('s') else 'is'} larger than the limit of "
+            f"{max_pixels} pixels (--max-pixels)")
+
+
 def check_image_size(data: bytes, max_pixels: int) -> tuple[int, int]:
     """(width, height) of an image whose header declares at most `max_pixels` pixels (0: no limit).
 
     The one pixel-limit check of the service and the commands: it reads the header only, so a small file that
-    declares a huge image (a decompression bomb, in any format) is refused before memory is spent on it.
+    declares a huge image (a decompression bomb, in any format) is refused before memory is spent on it, with the
+    same message however far over the limit it is.
 
     Raises:
       UnreadableImage: not a recognised image.
       ImageTooLarge: more than `max_pixels` pixels.
     """
-    width, height = image_size(data)
+    width, height = image_size(data, max_pixels)
     if max_pixels and width * height > max_pixels:
-        raise ImageTooLarge(f"image of {width}x{height} pixels is larger than the limit of {max_pixels} pixels")
+        raise ImageTooLarge(too_large("image", width, height, max_pixels))
     return width, height
 
 

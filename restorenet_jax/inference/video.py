@@ -17,7 +17,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from restorenet_jax.inference.media_io import ImageTooLarge, UnreadableImage
+from restorenet_jax.inference.media_io import ImageTooLarge, UnreadableImage, too_large
 
 # A URL scheme (rtsp://, udp://, srt://, http://, file://...): the input is handed to ffmpeg as it is.
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -104,8 +104,7 @@ def open_video(source: str | os.PathLike, max_pixels: int = 0, skip: int = 0
     width, height = meta["size"]
     if max_pixels and width * height > max_pixels:
         gen.close()  # stops ffmpeg now rather than when the generator is collected
-        raise ImageTooLarge(f"video frames of {width}x{height} pixels are larger than the limit of {max_pixels} "
-                            "pixels")
+        raise ImageTooLarge(too_large("video frames", width, height, max_pixels))
     fps = float(meta["fps"])
     if fps <= 0:
         gen.close()
@@ -155,6 +154,28 @@ class Frames:
     def close(self) -> None:
         """Stops the decoder."""
         self._gen.close()
+
+
+def count_frames(source: str | os.PathLike, timeout: float = 60.0) -> Optional[int]:
+    """The frames a video file holds, counted from its packets (read, not decoded: fast even for long files);
+    None for stream URLs, or when ffmpeg cannot tell within `timeout` seconds.
+
+    Unlike `VideoInfo.frames_estimate` (duration x rate, which counts a longer audio track too: a 59-frame clip
+    whose audio runs on reads as 60) this is the count the decoder will give, for progress bars. It does not say
+    whether the frames decode, so the truncation check keeps the container's own figure.
+    """
+    if is_stream_url(source):
+        return None
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(source), "-map", "0:v:0",
+           "-c", "copy", "-f", "null", "-progress", "pipe:1", "-"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    counts = re.findall(r"^frame=(\d+)$", out, flags=re.M)
+    return int(counts[-1]) if counts and int(counts[-1]) > 0 else None
 
 
 def check_frame_count(decoded: int, info: VideoInfo) -> None:

@@ -1,5 +1,8 @@
 """train_and_evaluate: initial parameters (or brief backbone pre-training), the training stage, periodic
 evaluation with the best model kept, and the final report on the held-out split.
+
+Every evaluation, the final one included, offers its parameters to `best/`: a run that evaluates only at the end
+(`eval_every_steps = 0`, as the demo does) still leaves a best model for `--best`.
 """
 from __future__ import annotations
 
@@ -96,7 +99,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     params = initial_params(config, arch, workdir, make_train_iter, resuming)
 
     evaluation = Evaluation(config, arch)
-    best = {"psnr": -np.inf}
+    # A resumed run continues from the best it had already kept, rather than replacing it with a worse one.
+    best = {"psnr": recorded_best_psnr(workdir)}
+
+    def keep_if_best(step: int, p: Any, psnr: float) -> None:
+        # Every process has the same combined result, so all take this branch together (the gather of
+        # parameters sharded across processes is collective); process 0 writes.
+        if psnr > best["psnr"]:
+            best["psnr"] = psnr
+            host = cluster.host_tree(p)
+            if cluster.is_main():
+                model_dir.save_model_dir(workdir / checkpoints.BEST, host, arch, overwrite=True,
+                                         info={"step": step, "psnr": float(psnr)})
 
     def evaluate_fn(step, p, writer):
         result, rows = evaluation.score(p)
@@ -104,23 +118,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
             writer.scalars(step, {k: v for k, v in values.items() if k != "count"}, prefix=f"eval/{group}")
         if rows:
             writer.image(step, "eval_samples", scoring.stack_rows(rows))  # input | output | target
-        # Every process has the same combined result, so all take this branch together (the gather of
-        # parameters sharded across processes is collective); process 0 writes.
-        if result["overall"]["output_psnr"] > best["psnr"]:
-            best["psnr"] = result["overall"]["output_psnr"]
-            host = cluster.host_tree(p)
-            if cluster.is_main():
-                model_dir.save_model_dir(workdir / checkpoints.BEST, host, arch, overwrite=True,
-                                         info={"step": step, "psnr": best["psnr"]})
+        keep_if_best(step, p, result["overall"]["output_psnr"])
         return {k: v for k, v in result["overall"].items() if k != "count"}
 
     state = run_stage(config, arch, workdir, params, make_train_iter, evaluate_fn)
-    report = final_report(config, arch, workdir, evaluation, eval_params(state))
+    final = eval_params(state)
+    report = final_report(config, arch, workdir, evaluation, final)
+    keep_if_best(int(state.step), final, report["overall"]["output_psnr"])
     report["wall_time_s"] = time.perf_counter() - started
     if cluster.is_main():
         (workdir / "report.json").write_text(json.dumps(report, indent=2))
         logging.info("report: %s", json.dumps(report["overall"]))
     return report
+
+
+def recorded_best_psnr(workdir: Path) -> float:
+    """The validation PSNR of the model kept in WORKDIR/best (-inf when there is none, or it records none)."""
+    if not model_dir.is_model_dir(workdir / checkpoints.BEST):
+        return -np.inf
+    try:
+        return float(model_dir.read_arch(workdir / checkpoints.BEST)[1].get("psnr", -np.inf))
+    except (model_dir.ModelDirError, TypeError, ValueError):
+        return -np.inf
 
 
 def final_report(config: ml_collections.ConfigDict, arch: ModelArch, workdir: Path, evaluation: Evaluation,
