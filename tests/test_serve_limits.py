@@ -182,7 +182,7 @@ def test_a_trickled_upload_is_cut_off_at_the_body_timeout(restorer):
         finally:
             s.close()
         assert status.startswith(b"HTTP/1.1 408"), status
-        assert 1.5 <= elapsed < 3.5
+        assert 1.5 - 0.1 <= elapsed < 3.5  # the server's clock started as the head arrived, before `start`
 
 
 class _Collect(logging.Handler):
