@@ -14,8 +14,9 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)  ## create .venv and install the pinned requirements
 
-# One pytest worker per core; a file's tests stay on one worker so its module fixtures are built once.
-PYTEST := $(PY) -m pytest -q -n auto --dist loadfile
+# One pytest worker per core; a file's tests stay on one worker so its module fixtures are built once. Files keep
+# the order tests/conftest.py gives them (the long ones first), not xdist's order by number of tests.
+PYTEST := $(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP)  ## the whole test suite (what CI runs)
 	$(PYTEST) tests

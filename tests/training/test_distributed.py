@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow  # a subprocess compiling two sharded train steps: about a minute on 2 cores
 
 
 def _env(**extra):
@@ -22,5 +26,5 @@ def test_eight_simulated_devices_match_one_device():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     # Not bit-exact (the batch-mean reductions are summed in a different order across devices): 1e-5 relative.
     assert result["max_rel_diff"] < 1e-5, result
-    assert result["sharded_leaves"] > 0 and result["sharded_max_rel_diff"] < 1e-5, result
+    assert result["sharded_leaves"] > 0 and result["replicated_leaves"] > 0, result
     assert abs(result["loss8"] - result["loss1"]) < 1e-5 * abs(result["loss1"]), result
