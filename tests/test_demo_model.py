@@ -27,7 +27,7 @@ from tests.conftest import FAST_COMPILE_FLAG
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 DEMO = bsd64.get_config("demo")
-PRETRAIN_STEPS, STEPS = 100, 120  # the demo's schedule shortened (300 and 400 in full)
+PRETRAIN_STEPS, STEPS, BATCH = 100, 120, 6  # the demo's schedule shortened (300 and 400 steps of 8 in full)
 # tqdm's bar: "train run:  50%|█████     | 3/6 [00:01<00:01, 2.5it/s, ...]" (updates joined by carriage returns).
 BAR = re.compile(r"\d+%\|.*\|\s*\d+/\d+ \[")
 
@@ -41,7 +41,8 @@ def demo_run(tmp_path_factory):
                XLA_FLAGS=os.environ.get("XLA_FLAGS", "").replace(FAST_COMPILE_FLAG, ""))
     done = subprocess.run([sys.executable, "-m", "restorenet_jax.main", "--config=configs/bsd64.py:demo",
                            f"--workdir={workdir}", f"--config.pretrain.steps={PRETRAIN_STEPS}",
-                           f"--config.num_train_steps={STEPS}", f"--config.checkpoint_every_steps={STEPS // 2}",
+                           f"--config.num_train_steps={STEPS}", f"--config.batch_size={BATCH}",
+                           f"--config.checkpoint_every_steps={STEPS // 2}",
                            "--config.eval.limit=4"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]

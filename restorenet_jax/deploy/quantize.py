@@ -7,7 +7,8 @@ the training data of the checkpoint: a training workdir records its data configu
 training mix is read and degraded as for evaluation, so the crops look like the model's inputs. A converted model
 directory records no data: it needs a folder.
 
-What stays out of quantisation (measured on the demo model and the width-32 Baseline, bench/results/*int8*):
+What stays out of quantisation (chosen on the demo model and the width-32 Baseline; the engines benchmark,
+`python -m restorenet_jax.bench.engines --dtypes float32,int8`, reports what int8 does to each output's PSNR):
   * "image" — the convolutions that read or write image pixels: every UNet's intro and ending convolution, the
     refine convolutions. Their inputs and outputs are the pixels themselves (or residuals added to them), so an int8
     step there shows as banding in flat dark areas; they are a small share of the work (3 channels on one side).

@@ -4,7 +4,7 @@
     p = resolve_precision("auto", engine="openvino")   # Precision('bf16', 'auto: CPU has AVX512_BF16')
 
 `auto` picks the fastest precision the hardware runs natively whose outputs stay close to fp32 (bf16 vs fp32 PSNR
-above 45 dB on the demo model and the width-32 Baseline, bench/results/*precision*):
+above 45 dB on the demo model and the width-32 Baseline; `python -m restorenet_jax.bench.engines` reports it):
   * bf16 on an accelerator (GPU, TPU), where JAX runs the model;
   * bf16 on a CPU with native bf16 instructions (AVX512_BF16 or AMX) when OpenVINO runs the model; XLA:CPU and
     ONNX Runtime's CPU provider have no fast bf16 kernels, so with them a CPU stays in fp32;

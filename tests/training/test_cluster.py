@@ -1,7 +1,9 @@
-"""Multi-process training as on a pod: two processes x two simulated CPU devices on localhost, through the user's
-command (`python -m restorenet_jax.main`), with backbone pre-training, periodic evaluation, `best/` and the final
-report. The cluster loses a process partway: the survivor stops in bounded time, the same command restarted on
-every process resumes, and the result equals one process of four devices."""
+"""Training through the user's command (`python -m restorenet_jax.main`), with backbone pre-training, periodic
+evaluation, `best/` and the final report, interrupted and resumed: one process of four simulated CPU devices killed
+with SIGKILL between checkpoints and restarted ends bit for bit where the uninterrupted run ends; and, as on a pod,
+two processes x two devices on localhost lose a process partway, the survivor stops in bounded time, the same
+command restarted on every process resumes, and the result equals one process. Both compare against one
+uninterrupted one-process run, whose compiled programs the killed one-process runs reuse."""
 import json
 import os
 import re
@@ -21,11 +23,12 @@ from restorenet_jax.training import checkpoints
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
-# The shortened demo recipe (tiny widths): 2 pre-training steps per backbone, 4 main steps, eval every 2 steps.
+# The shortened demo recipe (tiny widths): 2 pre-training steps per backbone, 12 main steps, a checkpoint every 4
+# and an evaluation every 6 steps (the evaluation gives a kill between checkpoints a window of a second or more).
 # data.num_shards fixes the data order whatever the number of processes, so the runs see the same batches.
-RECIPE = ["--config=tests/training/tiny_main_config.py", "--config.num_train_steps=4",
-          "--config.checkpoint_every_steps=2", "--config.eval_every_steps=2", "--config.batch_size=4",
-          "--config.pretrain.steps=2", "--config.data.num_shards=2", "--config.eval.limit=3",
+RECIPE = ["--config=tests/training/tiny_main_config.py", "--config.num_train_steps=12",
+          "--config.checkpoint_every_steps=4", "--config.eval_every_steps=6", "--config.log_every_steps=1",
+          "--config.batch_size=4", "--config.pretrain.steps=2", "--config.data.num_shards=2", "--config.eval.limit=3",
           "--config.eval.num_samples=2"]
 
 
@@ -77,6 +80,39 @@ def one_process(tmp_path_factory):
 def _final_params(workdir: Path) -> dict:
     _, params = checkpoints.resolve_model(workdir)
     return params
+
+
+def _last_logged_step(workdir: Path) -> int:
+    path = workdir / "metrics.jsonl"
+    if not path.exists():
+        return 0
+    steps = [json.loads(line)["step"] for line in path.read_text().splitlines() if line.strip().endswith("}")]
+    return max(steps, default=0)
+
+
+def test_one_process_killed_between_checkpoints_resumes_bit_exact(one_process, tmp_path):
+    """SIGKILL strictly between checkpoints of the main stage (after step 4's, before the final step 12's), then the
+    same command again: same data order after the resume and deterministic steps, so the same bits as the
+    uninterrupted run."""
+    workdir = tmp_path / "run"
+    [proc] = _start(workdir, 1, 4, *RECIPE)
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline:
+        if (workdir / "checkpoints" / "4").is_dir() and _last_logged_step(workdir) > 4:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed\n" + _errors(workdir)
+    interrupted_at = checkpoints.TrainCheckpointer(workdir).latest_step()
+    assert interrupted_at is not None and 4 <= interrupted_at < 12
+    assert not (workdir / "report.json").exists()
+
+    _run(workdir, 1, 4, *RECIPE)
+    assert checkpoints.TrainCheckpointer(workdir).latest_step() == 12
+    import jax
+
+    jax.tree_util.tree_map(np.testing.assert_array_equal, _final_params(workdir), _final_params(one_process))
 
 
 def _kill_second_process_once_training_started(procs: list[subprocess.Popen], workdir: Path) -> float:
