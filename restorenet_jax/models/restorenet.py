@@ -9,6 +9,7 @@ network and without TLC (`supports_valid`).
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -203,11 +204,21 @@ def init_params(arch: ModelArch, rng: jax.Array, sample_size: int = 32,
     """Initialise parameters with a small input (shapes do not depend on the image size, compile time does).
 
     `compiler_options`: XLA options of the one-off init program (the trainer asks for a fast compile on CPUs)."""
-    model = build_model(arch)
     size = max(sample_size, arch.pad_multiple)
-    # Under jit, initialisation is one compiled program, which the persistent compilation cache can reuse.
+    options = tuple(sorted((compiler_options or {}).items()))
+    return _compiled_init(arch, size, options, rng.shape, rng.dtype)(rng)["params"]
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_init(arch: ModelArch, size: int, options: tuple, rng_shape: tuple, rng_dtype: Any):
+    """The init program of `arch`, compiled once per process: tracing a model's hundreds of initialisers costs
+    seconds, and a process that trains several runs (or a backbone per branch) would pay it each time. Under jit,
+    initialisation is one program, which the persistent compilation cache also reuses across processes."""
+    model = build_model(arch)
     sample = jnp.zeros((1, size, size, 3), jnp.float32)
-    return jax.jit(model.init).lower(rng, sample).compile(compiler_options=compiler_options)(rng, sample)["params"]
+    rng = jax.ShapeDtypeStruct(rng_shape, rng_dtype)
+    compiled = jax.jit(model.init).lower(rng, sample).compile(compiler_options=dict(options) or None)
+    return lambda key: compiled(key, sample)
 
 
 def abstract_params(arch: ModelArch) -> dict:
