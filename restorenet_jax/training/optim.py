@@ -87,10 +87,14 @@ def phase_at(phases: Sequence[tuple[Phase, int]], step: int) -> Phase:
 
 
 def learning_rate_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
-    """Linear warm-up (optional) then cosine decay from `lr` to `end_lr` at `num_steps` (official recipe)."""
+    """Linear warm-up (optional) then cosine decay from `lr` to `end_lr` at `num_steps` (official recipe).
+
+    A run shorter than its warm-up (a shortened recipe, a brief pre-training stage) warms up over all but its last
+    step, so that it still reaches `lr` and still decays."""
     decay_steps = max(num_steps, 1)
-    if optim.warmup_steps > 0:
-        return optax.warmup_cosine_decay_schedule(0.0, optim.lr, optim.warmup_steps, decay_steps, optim.end_lr)
+    warmup = min(optim.warmup_steps, decay_steps - 1)
+    if warmup > 0:
+        return optax.warmup_cosine_decay_schedule(0.0, optim.lr, warmup, decay_steps, optim.end_lr)
     return optax.cosine_decay_schedule(optim.lr, decay_steps, alpha=optim.end_lr / optim.lr)
 
 

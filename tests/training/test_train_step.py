@@ -182,3 +182,14 @@ def test_stage_extra_state_holds_no_backbone_sized_arrays():
     assert not backbone_sizes & set(sizes(state.opt_state))
     total = sum(extra_sizes)
     assert total < 0.15 * sum(sizes(params)), (total, sum(sizes(params)))
+
+
+@pytest.mark.parametrize("steps", [6, 100])
+def test_learning_rate_warms_up_then_decays_even_in_a_run_shorter_than_its_warmup(steps):
+    c = tiny_config(**{"optim.lr": 8e-3, "optim.warmup_steps": 20, "optim.end_lr": 1e-7})
+    sched = optim.learning_rate_schedule(c.optim, steps)
+    peak = min(20, steps - 1)
+    assert float(sched(0)) == 0.0
+    assert float(sched(peak)) == pytest.approx(8e-3)
+    assert 0 < float(sched(peak // 2)) < 8e-3  # warming up
+    assert float(sched(steps)) == pytest.approx(1e-7, rel=1e-3)
