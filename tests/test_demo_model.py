@@ -27,7 +27,7 @@ from tests.conftest import FAST_COMPILE_FLAG
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 DEMO = bsd64.get_config("demo")
-PRETRAIN_STEPS, STEPS, BATCH = 100, 120, 6  # the demo's schedule shortened (300 and 400 steps of 8 in full)
+PRETRAIN_STEPS, STEPS, BATCH = 60, 60, 6  # the demo's schedule shortened (600 and 400 steps of 8 in full)
 # tqdm's bar: "train run:  50%|█████     | 3/6 [00:01<00:01, 2.5it/s, ...]" (updates joined by carriage returns).
 BAR = re.compile(r"\d+%\|.*\|\s*\d+/\d+ \[")
 

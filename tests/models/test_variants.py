@@ -91,3 +91,22 @@ def test_depthwise_implementations_agree():
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="unknown depthwise"):
         DepthwiseConv3x3(8, "fft").apply(params, x)
+
+
+def test_depthwise_shifted_gradients_equal_the_convolutions():
+    """The shifted path's hand-written gradient (input and kernel) against XLA's autodiff of its grouped
+    convolution, on an odd size, in float32 and through jit."""
+    from restorenet_jax.models.layers import DepthwiseConv3x3
+
+    x = jax.random.normal(jax.random.PRNGKey(1), (3, 13, 17, 5))
+    target = jax.random.normal(jax.random.PRNGKey(2), (3, 13, 17, 5))
+    params = DepthwiseConv3x3(5, "conv").init(jax.random.PRNGKey(0), x)
+
+    def loss(impl):
+        return jax.jit(jax.grad(lambda p, x: jnp.sum((DepthwiseConv3x3(5, impl).apply(p, x) - target) ** 3),
+                                argnums=(0, 1)))
+
+    (gp_ref, gx_ref), (gp, gx) = loss("conv")(params, x), loss("shifted")(params, x)
+    for a, b in [(gx, gx_ref), *zip(jax.tree_util.tree_leaves(gp), jax.tree_util.tree_leaves(gp_ref))]:
+        a, b = np.asarray(a), np.asarray(b)
+        assert np.linalg.norm(a - b) / np.linalg.norm(b) < 1e-5
