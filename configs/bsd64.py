@@ -8,7 +8,7 @@ models/gopro64 and models/sidd64.
     python -m restorenet_jax.main --config configs/bsd64.py:demo --workdir runs/demo      (= make demo)
 Tiny widths on the embedded default set (no downloads): pre-trains small backbones briefly (deblur on blur pairs,
 denoise on noise pairs), trains the extra network, evaluates on the held-out split and writes report.json and a
-side-by-side PNG. About 10 minutes on 2 CPU cores.
+side-by-side PNG. About 8 minutes on 2 CPU cores.
 
     python -m restorenet_jax.main --config configs/bsd64.py:demo_cctv --workdir runs/demo_cctv
 The demo recipe with surveillance-camera noise (noise kind 'cctv': raw-mosaic sensor noise, chroma noise, a
@@ -56,7 +56,8 @@ def apply_demo(c):
     # Chosen on the footage benchmark's stills (bench/results/cpu-2core-2026-12-06-demo-schedule.md): the denoise
     # backbone alone after 300 steps gains +4.95 dB on Gaussian noise at lr 2e-3, +7.27 at 4e-3, +7.87 at 8e-3 (with
     # 20 warm-up steps; +7.59 without), +6.21 at 1.6e-2; 600 pre-training steps add up to +0.5 dB to the whole
-    # model, 1000 main steps instead of 400 only +0.1 (the extra network has converged by then).
+    # model, 1000 main steps instead of 400 only +0.1 (the extra network has converged by then). With it the demo is
+    # ahead of ffmpeg's nlmeans in every setting of that benchmark (cpu-2core-2026-12-06-footage-demo-lr.md).
     c.pretrain.steps = 600
     c.num_train_steps = 400
     c.batch_size = 8
