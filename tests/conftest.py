@@ -23,6 +23,9 @@ import jax  # noqa: E402
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(ROOT, ".cache", "jax")
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+# Subprocesses (training runs killed and restarted, cluster processes) read the setting from the environment: there
+# every program is kept, since a restarted process would otherwise compile its many sub-second programs again.
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 # Reference comparisons need true fp32 convolutions.
 jax.config.update("jax_default_matmul_precision", "highest")
 

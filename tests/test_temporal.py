@@ -57,6 +57,19 @@ def test_static_noise_falls_by_sqrt_n_and_moving_object_is_not_ghosted():
     assert err_fused <= err_single  # the object is not ghosted
 
 
+def test_restored_frames_are_fused_again_after_the_model():
+    c = dark_clip(n=7, h=80, w=112, seed=1, shake=0.0, speed=4.0)
+    static = ~c.moving.any(axis=0)
+    before_model = temporal.fuse_clip(c.noisy, 2)
+    restored = temporal.restore_clip(lambda x: x, c.noisy, 2, batch=3)  # an identity "model"
+    after = temporal.post_radius(2)
+    assert after >= 1
+    np.testing.assert_allclose(restored, temporal.fuse_clip(np.clip(before_model, 0, 1), after), atol=1e-6)
+    err_before = np.std((before_model[3] - c.clean[3])[static])
+    # Windows of an identity model overlap (their noise is correlated): less gain than a real model's, yet a gain.
+    assert np.std((restored[3] - c.clean[3])[static]) < 0.97 * err_before
+
+
 def test_resumed_stream_with_context_equals_uninterrupted():
     c = dark_clip(n=8, h=40, w=56, seed=2)
     frames = np.round(c.noisy * 255).astype(np.uint8)
@@ -68,19 +81,20 @@ def test_resumed_stream_with_context_equals_uninterrupted():
 def test_temporal_footage_job_crashed_and_resumed_equals_uninterrupted(tmp_path):
     from restorenet_jax.inference import footage, video
 
-    c = dark_clip(n=14, h=40, w=56, seed=4)
+    c = dark_clip(n=20, h=40, w=56, seed=4)
     src = tmp_path / "dark.mp4"
     with video.VideoWriter(src, (56, 40), 10, quality=9) as w:
         for f in c.noisy:
             w.write(f)
-    opts = footage.JobOptions(batch=2, segment_frames=4, progress=False, temporal=2)
+    # Radius 4: a resumed job needs frames of context for both fusions (before and after the model).
+    opts = footage.JobOptions(batch=2, segment_frames=4, progress=False, temporal=4)
     whole = tmp_path / "whole.mp4"
-    assert footage.restore_footage(lambda xb: xb, src, whole, opts).temporal == 2
+    assert footage.restore_footage(lambda xb: xb, src, whole, opts).temporal == 4
     calls = []
 
     def crashing(xb):
         calls.append(1)
-        if len(calls) == 5:
+        if len(calls) == 9:
             raise KeyboardInterrupt
         return xb
 
@@ -88,7 +102,7 @@ def test_temporal_footage_job_crashed_and_resumed_equals_uninterrupted(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         footage.restore_footage(crashing, src, dst, opts)
     result = footage.restore_footage(lambda xb: xb, src, dst, opts)
-    assert result.resumed_frames > 0 and result.frames == 14
+    assert result.resumed_frames >= 8 and result.frames == 20  # both fusions need context
     _, a = video.open_video(whole)
     _, b = video.open_video(dst)
     a, b = np.stack(list(a)), np.stack(list(b))

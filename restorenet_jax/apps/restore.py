@@ -267,8 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segment-frames", type=int, default=300, metavar="N", help="video frames per segment kept "
                    "across a crash (a segment also closes after 60 s of work, so little is redone)")
     p.add_argument("--temporal", type=_temporal_arg, default="auto", metavar="K", help="fuse each video frame with "
-                   "its K aligned neighbours on each side before the model (moving objects are not ghosted); 0: off; "
-                   "auto: K=2 when the first frame is noisy (default: auto)")
+                   "its K aligned neighbours on each side before the model, and each restored frame with its K "
+                   "restored neighbours after it (moving objects are not ghosted); 0: off; auto: K=4 when the first "
+                   "frame is noisy (default: auto)")
     p.add_argument("--no-record", dest="record", action="store_false", help="write no processing record (by "
                    "default each output OUT/x gets OUT/x.restore.json: input and output SHA-256, model and its "
                    "parameter hash, engine, precision, settings, versions, time taken)")

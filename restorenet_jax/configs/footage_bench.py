@@ -67,7 +67,7 @@ def get_config(variant: str = ""):
     c.strengths = _strengths()
     c.methods = ("ours", "ours_temporal", "hqdn3d", "atadenoise", "nlmeans", "fftdnoiz", "bm3d")  # table order
     c.batch = 4  # frames per forward pass of our model
-    c.temporal_k = 2  # ours_temporal: neighbours on each side fused before the model (what `--temporal auto` uses)
+    c.temporal_k = 4  # ours_temporal: neighbours on each side fused before the model (what `--temporal auto` uses)
     # Targets (dB of PSNR): ours vs nlmeans on single frames; ours vs the best ffmpeg denoiser on footage; a temporal
     # restorer ('ours_temporal', or a --clip-method named 'temporal') vs the best ffmpeg denoiser and vs ours frame by
     # frame, inside the moving figure vs ours (no ghosting: not worse), and its time per frame vs ours (a ratio).

@@ -213,18 +213,11 @@ def _batches(frames: Iterator[np.ndarray], size: int, limit: Optional[int]) -> I
             return
 
 
-def _restore_into(frames_fn: FramesFn, frames: Iterator[np.ndarray], segments: _Segments, limit: Optional[int],
-                  bar: tqdm) -> None:
-    """Restores `frames` batch by batch into `segments`; the next batch is decoded while the last one computes."""
-    batch = segments.opts.batch
+def _restored(frames_fn: FramesFn, frames: Iterator[np.ndarray], batch: int, limit: Optional[int]
+              ) -> Iterator[np.ndarray]:
+    """The restored frames (float) of `frames`, batch by batch; the next batch is decoded and dispatched before the
+    last one's frames are handed on, so it computes while they are written."""
     pending: Optional[tuple[Any, int]] = None
-
-    def flush(result: Any, n: int) -> None:
-        out = np.asarray(result)[:n]
-        for y in out:
-            segments.write(np.round(np.clip(y, 0.0, 1.0) * 255.0).astype(np.uint8))
-        bar.update(n)
-
     for chunk in _batches(frames, batch, limit):
         n = len(chunk)
         x = np.stack(chunk + [chunk[-1]] * (batch - n)).astype(np.float32)  # [batch, H, W, 3]
@@ -232,10 +225,25 @@ def _restore_into(frames_fn: FramesFn, frames: Iterator[np.ndarray], segments: _
             x = x / 255.0
         result = frames_fn(x)  # dispatched; a device array computes while the previous batch is written
         if pending is not None:
-            flush(*pending)
+            yield from np.asarray(pending[0])[:pending[1]]
         pending = (result, n)
     if pending is not None:
-        flush(*pending)
+        yield from np.asarray(pending[0])[:pending[1]]
+
+
+def _restore_into(frames_fn: FramesFn, frames: Iterator[np.ndarray], segments: _Segments, limit: Optional[int],
+                  bar: tqdm, post_k: int = 0, post_drop: int = 0) -> None:
+    """Restores `frames` into `segments`, `limit` frames in all (None: until the source ends).
+
+    With `post_k`, each restored frame is fused with its +-post_k restored neighbours (`temporal.fuse_stream`);
+    the first `post_drop` frames are a resumed job's context, restored again but not written.
+    """
+    out = _restored(frames_fn, frames, segments.opts.batch, None if limit is None else limit + post_drop)
+    if post_k:
+        out = temporal.fuse_stream(out, post_k, drop=post_drop)
+    for y in out:
+        segments.write(np.round(np.clip(y, 0.0, 1.0) * 255.0).astype(np.uint8))
+        bar.update(1)
 
 
 def restore_footage(frames_fn: FramesFn, source: str | Path, dst: Path, opts: JobOptions = JobOptions()
@@ -290,10 +298,12 @@ def _run_job(frames_fn: FramesFn, source: str | Path, dst: Path, work: Path, ide
         # Killed between joining and publishing: only the rename is left.
         return _publish(work, dst, manifest, opts.overwrite), None
     skip = 0 if manifest is None or live else sum(s["frames"] for s in manifest["segments"])
-    # Temporal fusion needs the k frames before the first new one as context: they are read again, not restored.
+    # Temporal fusion needs context before the first new frame: the post_radius(k) frames before it, restored again
+    # (not written) for the fusion after the model, and the k frames before those, read again for the fusion before.
     k = manifest.get("temporal_k", 0) if manifest is not None else None
-    context = 0 if live or not k else min(skip, k)
-    info, frames = video.open_video(source, max_pixels=opts.max_pixels, skip=skip - context)
+    post_context = 0 if live or not k else min(skip, temporal.post_radius(k))
+    context = 0 if live or not k else min(skip - post_context, k)
+    info, frames = video.open_video(source, max_pixels=opts.max_pixels, skip=skip - context - post_context)
     raw = frames  # closed at the end, whatever wraps it
     if k is None:  # a fresh job: "auto" decides from the first frame, and the manifest keeps the decision
         k, frames = _temporal_radius(opts.temporal, frames)
@@ -319,7 +329,7 @@ def _run_job(frames_fn: FramesFn, source: str | Path, dst: Path, work: Path, ide
               desc=stream_stem(str(source)) if live else Path(source).name, leave=False, dynamic_ncols=True,
               disable=not opts.progress) as bar:
         try:
-            _restore_into(frames_fn, frames, segments, limit, bar)
+            _restore_into(frames_fn, frames, segments, limit, bar, temporal.post_radius(k), post_context)
             segments.finish()
             if bar.total != bar.n:  # the source ended elsewhere than counted (a truncated file): end the bar there
                 bar.total = bar.n
