@@ -54,11 +54,6 @@ def get_config():
         initialization_timeout_s=300,  # for every process to join at start-up
         heartbeat_timeout_s=60,  # a process silent this long counts as lost: the others stop with an error
         shutdown_timeout_s=60,  # for every process to arrive at the exit barrier
-        # True: process 0 compiles each program that spans processes and hands the executable to the others through
-        # the coordination service, instead of every host compiling the same program. Only where every process
-        # reads one compilation cache directory (shared storage, or processes on one machine): a process whose own
-        # cache lacks a program that process 0 finds in its cache would wait for it in vain.
-        share_compiled_programs=False,
     ))
 
     # Model: fields of restorenet_jax.models.arch.ModelArch.

@@ -23,8 +23,7 @@ def maybe_initialize_distributed(cluster: Any = None) -> None:
     JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID); a single process is left alone.
 
     `cluster` (config.cluster) bounds the waits: start-up, the heartbeat after which a silent process counts as
-    lost (the others then stop with an error naming it instead of hanging), and the exit barrier; and whether
-    process 0 compiles for everyone (`share_compiled_programs`).
+    lost (the others then stop with an error naming it instead of hanging), and the exit barrier.
     """
     explicit = "JAX_COORDINATOR_ADDRESS" in os.environ
     is_cluster = explicit or "SLURM_NTASKS" in os.environ and int(os.environ["SLURM_NTASKS"]) > 1 \
@@ -35,8 +34,6 @@ def maybe_initialize_distributed(cluster: Any = None) -> None:
         # CPU-only clusters (tests, debugging on one machine) need a collectives backend across processes.
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     timeouts = {}
-    if cluster is not None and cluster.get("share_compiled_programs", False):
-        jax.config.update("jax_share_binary_between_hosts", True)
     if cluster is not None:
         timeouts = dict(initialization_timeout=int(cluster.initialization_timeout_s),
                         heartbeat_timeout_seconds=int(cluster.heartbeat_timeout_s),

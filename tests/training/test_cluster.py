@@ -134,9 +134,7 @@ def test_two_processes_lose_one_resume_and_equal_one_process(one_process, tmp_pa
     shard_params_min_size = 64
     bound = 15
     workdir = tmp_path / "run"
-    # The processes share the suite's compilation cache: process 0 compiles for both (half the compile time).
     flags = [*RECIPE, f"--config.shard_params_min_size={shard_params_min_size}",
-             "--config.cluster.share_compiled_programs=True",
              f"--config.cluster.heartbeat_timeout_s={bound}", "--config.cluster.shutdown_timeout_s=10"]
     procs = _start(workdir, 2, 2, *flags)
     killed_at = _kill_second_process_once_training_started(procs, workdir)
