@@ -17,10 +17,12 @@ from restorenet_jax.training.step import make_device_inputs
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _cfg(ratio="13:2:2:1"):
+def _cfg(ratio="13:2:2:1", noise=None):
     cfg = get_data_config()
     cfg.blur.motion.size_range = (3, 7)
     cfg.ratio = ratio
+    if noise:
+        cfg.noise.kind = noise
     return cfg
 
 
@@ -51,9 +53,10 @@ def test_same_seed_and_step_same_inputs_another_step_differs():
 
 def test_kinds_follow_the_ratio_and_host_batches_pass_through():
     batch = _uint8_batch()
-    gt = make_device_inputs(_cfg("0:0:0:1"), seed=0)(batch, 0)
+    # Which pairs pass through is the point here, not the noise: Gaussian, the cheapest to run op by op.
+    gt = make_device_inputs(_cfg("0:0:0:1", "gaussian"), seed=0)(batch, 0)
     np.testing.assert_allclose(np.asarray(gt["input"]), batch["target"] / 255.0, atol=1e-7)
-    blur = make_device_inputs(_cfg("0:1:0:0"), seed=0)(batch, 0)  # blur pairs: B = the real blurred crop
+    blur = make_device_inputs(_cfg("0:1:0:0", "gaussian"), seed=0)(batch, 0)  # blur pairs: B = the real blurred crop
     np.testing.assert_allclose(np.asarray(blur["input"]), batch["degraded"] / 255.0, atol=1e-7)
     host = {"input": np.zeros((2, 8, 8, 3), np.float32), "target": np.ones((2, 8, 8, 3), np.float32)}
     assert make_device_inputs(_cfg(), seed=0)(host, 0) is host
