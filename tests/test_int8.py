@@ -51,6 +51,15 @@ def test_int8_export_restores_close_to_fp32(setup, capsys):
     assert (root / "deploy" / "tiny.xml").is_file() and (root / "deploy" / "tiny.bin").is_file()
     record = json.loads((quantize.cache_dir(ckpt) / quantize.RECORD).read_text())
     assert record["calibration_crops"] == 6 and record["excluded_layers"] > 0
+    assert "residual" in record["excluded_groups"]
+    # Convolutions read int8 inputs; no addition does (the residual stream every block adds to stays unquantised).
+    import openvino as ov
+
+    fed = set()
+    for op in ov.Core().read_model(str(quantize.cache_dir(ckpt) / "model.xml")).get_ops():
+        if op.get_type_name() == "FakeQuantize":
+            fed |= {t.get_node().get_type_name() for out in op.outputs() for t in out.get_target_inputs()}
+    assert "Convolution" in fed and "Add" not in fed, fed
     for precision in ("fp32", "int8"):
         assert restore.main(["--checkpoint", str(ckpt), str(root / "frames"), "-o", str(root / precision), "-q",
                              "--engine", "openvino", "--precision", precision]) == 0
