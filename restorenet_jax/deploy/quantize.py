@@ -16,10 +16,10 @@ What stays out of quantisation (chosen on the demo model and the width-32 Baseli
     whole channels, so a rounding error there moves every pixel of a channel; it costs nothing at any image size.
   * "residual" — the element-wise additions (NNCF's type Add): left to NNCF, it quantises the inputs of the
     residual additions, and with them the residual stream every block adds to and every LayerNorm reads. On the
-    demo model (12 held-out 256x256 crops of chelsea and coffee, blur+noise and noise, calibrated on 120 crops of
-    its training data) that alone cost 0.31 dB against fp32; without it 0.018 dB (int8 against fp32: 38.6 ->
-    44.1 dB). Excluding every convolution of any one branch instead changed nothing (0.30-0.31 dB).
-    The price: 720p 1.05 -> 1.37 s per frame there (bf16 1.10 s): on a CPU without AMX int8 is no faster than bf16.
+    demo model (12 held-out 256x256 crops of chelsea and coffee, blur+noise and noise, calibrated on 300 crops of
+    its training data as `export` does) that alone cost 0.31 dB against fp32; without it 0.02 dB (int8 against
+    fp32: 39.4 -> 44.9 dB). Excluding every convolution of any one branch instead changed nothing (0.30-0.31 dB).
+    The price on a 2-core AVX-512 CPU without AMX: 720p 1.05 -> 1.4-1.7 s per frame, where bf16 takes 1.10 s.
 LayerNorm, GELU, the pooling and the other element-wise ops run in the precision of the compile hint (bf16 where
 the CPU has it).
 
