@@ -85,6 +85,13 @@ def test_calibration_from_the_checkpoints_training_data(tmp_path_factory):
     crops = quantize.checkpoint_crops(workdir, count=5, size=16, seed=0)
     assert len(crops) == 5 and all(c.shape == (16, 16, 3) and c.dtype == np.float32 for c in crops)
     assert 0 <= min(c.min() for c in crops) and max(c.max() for c in crops) <= 1
+    # The engines benchmark calibrates a trained model as the export does: on its training data, not on photos.
+    from restorenet_jax.bench import engines
+
+    bench_crops = engines.calibration_crops(None, 5, 16, str(workdir))
+    assert all(np.array_equal(a, b) for a, b in zip(bench_crops, crops))
+    photos = engines.calibration_crops(None, 5, 16, str(root))  # records no training data: the photos
+    assert len(photos) == 5 and not np.array_equal(photos[0], crops[0])
 
 
 def test_missing_calibration_source_exits_2(setup, tmp_path, capsys):
