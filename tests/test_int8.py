@@ -109,3 +109,8 @@ def test_missing_calibration_source_exits_2(setup, tmp_path, capsys):
         export.main(["--checkpoint", str(ckpt), "--format", "openvino", "--int8", "--calibration", str(empty),
                      "-o", str(tmp_path / "m.xml")])
     assert e.value.code == 2 and "no readable image" in capsys.readouterr().err
+
+
+def test_unknown_excluded_group_is_refused():
+    with pytest.raises(ValueError, match="unknown excluded group"):
+        quantize.quantize_model(None, {}, [np.zeros((8, 8, 3), np.float32)], exclude=("image", "norms"))

@@ -84,8 +84,8 @@ def calibration_crops(folder: Optional[str], count: int, size: int, checkpoint: 
     if checkpoint:
         try:
             return quantize.checkpoint_crops(checkpoint, count, size)
-        except quantize.NoCalibration:
-            pass
+        except quantize.NoCalibration as e:
+            print(f"int8 calibration of {checkpoint}: scikit-image's photos ({e})", file=sys.stderr)
     import skimage.data
 
     photos = []

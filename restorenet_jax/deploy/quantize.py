@@ -168,7 +168,7 @@ def excluded_nodes(model: Any, groups: Sequence[str] = DEFAULT_EXCLUDE) -> list[
     The graph names each weight constant after the parameters it holds (e.g. `deblur/encoders_0_0/se_1/kernel`),
     so a convolution's layer is its weight constant's second-to-last path part.
     """
-    layers = {layer for g in groups for layer in EXCLUDED.get(g, ())}
+    layers = {layer for g in groups for layer in EXCLUDED.get(g, ())}  # type groups (EXCLUDED_TYPES) name none
     names = []
     for op in model.get_ops():
         if op.get_type_name() in ("Convolution", "GroupConvolution", "ConvolutionBackpropData"):
@@ -188,6 +188,10 @@ def quantize_model(arch: ModelArch, params: Mapping[str, Any], crops: Sequence[n
 
     if not crops:
         raise NoCalibration("no calibration crops")
+    unknown = set(exclude) - set(EXCLUDED) - set(EXCLUDED_TYPES)
+    if unknown:
+        known = sorted({**EXCLUDED, **EXCLUDED_TYPES})
+        raise ValueError(f"unknown excluded group(s) {sorted(unknown)}; known: {known}")
     model = read_onnx(build_onnx(arch, params))
     ignored = excluded_nodes(model, exclude)
     types = [t for g in exclude for t in EXCLUDED_TYPES.get(g, ())]

@@ -215,8 +215,9 @@ def _batches(frames: Iterator[np.ndarray], size: int, limit: Optional[int]) -> I
 
 def _restored(frames_fn: FramesFn, frames: Iterator[np.ndarray], batch: int, limit: Optional[int]
               ) -> Iterator[np.ndarray]:
-    """The restored frames (float) of `frames`, batch by batch; the next batch is decoded and dispatched before the
-    last one's frames are handed on, so it computes while they are written."""
+    """The restored frames (float, clipped to [0, 1] as `temporal.restore_clip` clips them before its fusion of
+    restored frames) of `frames`, batch by batch; the next batch is decoded and dispatched before the last one's
+    frames are handed on, so it computes while they are written."""
     pending: Optional[tuple[Any, int]] = None
     for chunk in _batches(frames, batch, limit):
         n = len(chunk)
@@ -225,10 +226,10 @@ def _restored(frames_fn: FramesFn, frames: Iterator[np.ndarray], batch: int, lim
             x = x / 255.0
         result = frames_fn(x)  # dispatched; a device array computes while the previous batch is written
         if pending is not None:
-            yield from np.asarray(pending[0])[:pending[1]]
+            yield from np.clip(np.asarray(pending[0])[:pending[1]], 0.0, 1.0)
         pending = (result, n)
     if pending is not None:
-        yield from np.asarray(pending[0])[:pending[1]]
+        yield from np.clip(np.asarray(pending[0])[:pending[1]], 0.0, 1.0)
 
 
 def _restore_into(frames_fn: FramesFn, frames: Iterator[np.ndarray], segments: _Segments, limit: Optional[int],
@@ -241,7 +242,7 @@ def _restore_into(frames_fn: FramesFn, frames: Iterator[np.ndarray], segments: _
     out = _restored(frames_fn, frames, segments.opts.batch, None if limit is None else limit + post_drop)
     if post_k:
         out = temporal.fuse_stream(out, post_k, drop=post_drop)
-    for y in out:
+    for y in out:  # clipped again: bicubic resampling in the fusion can overshoot [0, 1] a little
         segments.write(np.round(np.clip(y, 0.0, 1.0) * 255.0).astype(np.uint8))
         bar.update(1)
 

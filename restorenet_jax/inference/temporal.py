@@ -183,4 +183,7 @@ def restore_clip(restore_batch_fn: Callable[[np.ndarray], Any], frames: Sequence
             run()
     if chunk:
         run()
-    return fuse_clip(out, post_radius(k), opts) if post_radius(k) else np.stack(out)
+    if not post_radius(k):
+        return np.stack(out)
+    # Clipped again: bicubic resampling in the fusion can overshoot [0, 1] a little.
+    return np.clip(fuse_clip(out, post_radius(k), opts), 0.0, 1.0)
