@@ -15,10 +15,26 @@ def test_known_camera_shift_is_recovered(dx, dy):
     moved = cv2.warpAffine(img, np.float32([[1, 0, dx], [0, 1, dy]]), (128, 96),  # moved(x) = img(x + d)
                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
     ref, other = alignment.flow_image(img), alignment.flow_image(moved)
-    assert np.allclose(alignment.global_shift(ref, other), (-dx, -dy), atol=0.2)  # ref(x) = moved(x - d)
     flow = alignment.Aligner().flow(ref, other)
     inner = (slice(12, -12), slice(12, -12))  # away from the reflected border
-    assert np.allclose(np.median(flow[inner].reshape(-1, 2), axis=0), (-dx, -dy), atol=0.2)
+    assert np.allclose(np.median(flow[inner].reshape(-1, 2), axis=0), (-dx, -dy), atol=0.2)  # ref(x) = moved(x - d)
+    camera = alignment.global_motion(flow)
+    assert np.allclose(camera, (-dx, -dy), atol=0.2)
+
+
+def test_camera_shake_is_given_to_the_noisy_background_and_a_moving_patch_keeps_its_flow():
+    c = dark_clip(n=2, h=120, w=160, seed=6, speed=5.0)
+    g0, g1 = alignment.flow_image(c.noisy[0]), alignment.flow_image(c.noisy[1])
+    static = ~(c.moving[0] | c.moving[1])
+    static[:8], static[-8:], static[:, :8], static[:, -8:] = False, False, False, False  # the frame edge
+    snapped = alignment.Aligner("medium").flow(g0, g1)
+    raw = alignment.Aligner("medium", global_motion=False).flow(g0, g1)
+    truth = -c.shifts[1]
+    assert np.allclose(alignment.global_motion(raw), truth, atol=0.15)
+    # The flow's scatter on the background is gone: most of it within 0.1 px of the true shake (~0.7 before).
+    within = [np.mean(np.abs(f[static] - truth).max(axis=-1) < 0.1) for f in (snapped, raw)]
+    assert within[0] > 0.85 and within[0] > within[1] + 0.1
+    assert np.median(snapped[_patch_core(c)][:, 0]) > 3.0  # the patch (moving by 5 px) is not snapped
 
 
 def _patch_core(c):
@@ -64,19 +80,31 @@ def test_restored_frames_are_fused_again_after_the_model():
     restored = temporal.restore_clip(lambda x: x, c.noisy, 2, batch=3)  # an identity "model"
     after = temporal.post_radius(2)
     assert after >= 1
-    expected = np.clip(temporal.fuse_clip(np.clip(before_model, 0, 1), after), 0, 1)
+    expected = np.clip(temporal.fuse_clip(np.clip(before_model, 0, 1), after, temporal.FusionOptions().after_model()),
+                       0, 1)
     np.testing.assert_allclose(restored, expected, atol=1e-6)
     err_before = np.std((before_model[3] - c.clean[3])[static])
     # Windows of an identity model overlap (their noise is correlated): less gain than a real model's, yet a gain.
     assert np.std((restored[3] - c.clean[3])[static]) < 0.97 * err_before
 
 
-def test_resumed_stream_with_context_equals_uninterrupted():
-    c = dark_clip(n=8, h=40, w=56, seed=2)
+def test_every_frame_of_a_long_enough_clip_gets_2k_neighbours():
+    assert [temporal.window(t, 2, 7) for t in range(7)] == [(0, 4), (0, 4), (0, 4), (1, 5), (2, 6), (2, 6), (2, 6)]
+    assert [temporal.window(t, 2, 3) for t in range(3)] == [(0, 2)] * 3  # shorter than 2k+1: the whole clip
+    assert temporal.window(0, 2, None) == (0, 4) and temporal.window(5, 2, None) == (3, 7)
+
+
+@pytest.mark.parametrize("start", [1, 5, 8])  # the start, the middle, the last k frames (window shifted back)
+def test_resumed_stream_with_context_equals_uninterrupted(start):
+    c = dark_clip(n=10, h=40, w=56, seed=2)
     frames = np.round(c.noisy * 255).astype(np.uint8)
     whole = list(temporal.fuse_stream(frames, 2))
-    resumed = list(temporal.fuse_stream(frames[5 - 2:], 2, drop=2))
-    assert len(resumed) == 3 and all(np.array_equal(a, b) for a, b in zip(whole[5:], resumed))
+    context = min(start, 4)  # 2k frames before the first new one
+    resumed = list(temporal.fuse_stream(frames[start - context:], 2, drop=context))
+    assert len(resumed) == 10 - start and all(np.array_equal(a, b) for a, b in zip(whole[start:], resumed))
+    if start == 8:  # k frames of context are too few near the end: the shifted window reaches 2k back
+        short = list(temporal.fuse_stream(frames[start - 2:], 2, drop=2))
+        assert not np.array_equal(short[0], whole[start])
 
 
 def test_temporal_footage_job_crashed_and_resumed_equals_uninterrupted(tmp_path):

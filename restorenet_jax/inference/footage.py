@@ -6,8 +6,8 @@ the old one, so the manifest is always whole). A job killed at any point (power 
 again with the same command reads the manifest, checks that input, model and settings are the same, skips the
 frames its finished segments hold (decoded and dropped inside ffmpeg, never restored twice) and goes on from the
 next frame. At the end the segments are joined without re-encoding, the input's audio tracks are copied in, the
-result appears under the output's name in one step (nothing is there before), and the work folder is removed. The output has exactly the
-input's frames, size and frame rate (the exact fraction, constant rate).
+result appears under the output's name in one step (nothing is there before), and the work folder is removed. The
+output has exactly the input's frames, size and frame rate (the exact fraction, constant rate).
 
 Live sources (stream URLs) are recorded for `duration` seconds (round(duration x rate) frames), or until the
 stream ends; a resumed live job records the frames still missing from the live stream as it is then, and their
@@ -241,7 +241,7 @@ def _restore_into(frames_fn: FramesFn, frames: Iterator[np.ndarray], segments: _
     """
     out = _restored(frames_fn, frames, segments.opts.batch, None if limit is None else limit + post_drop)
     if post_k:
-        out = temporal.fuse_stream(out, post_k, drop=post_drop)
+        out = temporal.fuse_stream(out, post_k, drop=post_drop, opts=temporal.FusionOptions().after_model())
     for y in out:  # clipped again: bicubic resampling in the fusion can overshoot [0, 1] a little
         segments.write(np.round(np.clip(y, 0.0, 1.0) * 255.0).astype(np.uint8))
         bar.update(1)
@@ -299,11 +299,12 @@ def _run_job(frames_fn: FramesFn, source: str | Path, dst: Path, work: Path, ide
         # Killed between joining and publishing: only the rename is left.
         return _publish(work, dst, manifest, opts.overwrite), None
     skip = 0 if manifest is None or live else sum(s["frames"] for s in manifest["segments"])
-    # Temporal fusion needs context before the first new frame: the post_radius(k) frames before it, restored again
-    # (not written) for the fusion after the model, and the k frames before those, read again for the fusion before.
+    # Temporal fusion needs context before the first new frame: the 2 * post_radius(k) frames before it, restored
+    # again (not written) for the fusion after the model, and the 2k frames before those, read again for the fusion
+    # before (twice the radius: near the end of a video the fused window shifts back, `temporal.window`).
     k = manifest.get("temporal_k", 0) if manifest is not None else None
-    post_context = 0 if live or not k else min(skip, temporal.post_radius(k))
-    context = 0 if live or not k else min(skip - post_context, k)
+    post_context = 0 if live or not k else min(skip, 2 * temporal.post_radius(k))
+    context = 0 if live or not k else min(skip - post_context, 2 * k)
     info, frames = video.open_video(source, max_pixels=opts.max_pixels, skip=skip - context - post_context)
     raw = frames  # closed at the end, whatever wraps it
     if k is None:  # a fresh job: "auto" decides from the first frame, and the manifest keeps the decision
