@@ -70,14 +70,14 @@ def refine_shift(ref: np.ndarray, img: np.ndarray, shift: np.ndarray, mask: np.n
                  ) -> np.ndarray:
     """`shift` (dx, dy with ref(x) ~ img(x + shift)) refined to a fraction of a pixel by Gauss-Newton steps on the
     grey images over `mask` (the background): the dense flow of noisy frames is off by ~0.1-0.2 px on average."""
-    a = np.float32(ref)
+    a, b = np.float32(ref), np.float32(img)
     m = mask.astype(bool)
     m[:2], m[-2:], m[:, :2], m[:, -2:] = False, False, False, False
     if m.sum() < 64:
         return shift
     shift = np.asarray(shift, np.float64).copy()
     for _ in range(steps):
-        moved = _translate(np.float32(img), float(shift[0]), float(shift[1]))
+        moved = _translate(b, float(shift[0]), float(shift[1]))
         gx = cv2.Sobel(moved, cv2.CV_32F, 1, 0, ksize=3)[m] / 8.0
         gy = cv2.Sobel(moved, cv2.CV_32F, 0, 1, ksize=3)[m] / 8.0
         e = (moved - a)[m]

@@ -143,7 +143,7 @@ def window(t: int, k: int, n: Optional[int]) -> tuple[int, int]:
         first, last = 0, 2 * k
     if n is not None and last > n - 1:
         first, last = first - (last - (n - 1)), n - 1
-    return max(first, 0), last if n is None else min(last, n - 1)
+    return max(first, 0), last
 
 
 def fuse_stream(frames: Iterable[np.ndarray], k: int, drop: int = 0, opts: FusionOptions = FusionOptions()
