@@ -27,7 +27,7 @@ from tests.conftest import FAST_COMPILE_FLAG
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 DEMO = bsd64.get_config("demo")
-PRETRAIN_STEPS, STEPS, BATCH = 60, 60, 6  # the demo's schedule shortened (600 and 400 steps of 8 in full)
+PRETRAIN_STEPS, STEPS, BATCH = 40, 40, 6  # the demo's schedule shortened (600 and 400 steps of 8 in full)
 # tqdm's bar: "train run:  50%|█████     | 3/6 [00:01<00:01, 2.5it/s, ...]" (updates joined by carriage returns).
 BAR = re.compile(r"\d+%\|.*\|\s*\d+/\d+ \[")
 
@@ -60,7 +60,8 @@ def _read(path):
 def test_demo_recipe_restores_unseen_photos(demo_run, tmp_path):
     workdir, _ = demo_run
     overall = json.loads((workdir / "report.json").read_text())["overall"]
-    assert overall["gain_db"] > 1.0, overall
+    # 40 steps per stage: +1.01 dB here (60 steps: +1.48; the full demo: +2.3); a broken recipe gains nothing.
+    assert overall["gain_db"] > 0.75, overall
 
     c = bsd64.get_config("demo")
     c.data.eval_kinds = "blur_noise,noise"
@@ -77,7 +78,7 @@ def test_demo_recipe_restores_unseen_photos(demo_run, tmp_path):
     for i, ex in enumerate(examples):
         target = np.round(ex["target"] * 255) / 255
         gains.append(metrics.psnr(_read(out / f"in_{i}.png"), target) - metrics.psnr(_read(inputs[i]), target))
-    assert np.mean(gains) > 1.0, gains
+    assert np.mean(gains) > 1.0, gains  # +1.42 dB here
 
 
 def test_demo_settings_evaluate_only_at_the_end():

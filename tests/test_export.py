@@ -49,8 +49,10 @@ def _openvino(xml, x):
     return np.asarray(compiled({0: x.transpose(0, 3, 1, 2)})[0]).transpose(0, 2, 3, 1)
 
 
-@pytest.mark.parametrize("tlc", [False, True], ids=["plain", "tlc"])
-@pytest.mark.parametrize("kind", sorted(MICRO))
+# Every model kind plain; TLC (the same local-pooling graph in every block) on RestoreNet alone, which holds both
+# backbones and the extra network: one compile-heavy case instead of three.
+@pytest.mark.parametrize("kind,tlc", [(kind, False) for kind in sorted(MICRO)] + [("restorenet", True)],
+                         ids=[f"{kind}-plain" for kind in sorted(MICRO)] + ["restorenet-tlc"])
 def test_exports_equal_jax(kind, tlc, tmp_path):
     arch = MICRO[kind].replace(tlc=tlc)
     params = random_params(arch, seed=1, scale=0.1)

@@ -23,13 +23,29 @@ from restorenet_jax.training import checkpoints
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
-# The shortened demo recipe (tiny widths): 2 pre-training steps per backbone, 12 main steps, a checkpoint every 4
-# and an evaluation every 6 steps (the evaluation gives a kill between checkpoints a window of a second or more).
+# The shortened demo recipe (tiny widths): the deblur backbone given as a converted model directory (as with the
+# official GoPro checkpoint), 2 pre-training steps of the denoise backbone, 12 main steps, a checkpoint every 4 and
+# an evaluation every 6 steps (the evaluation gives a kill between checkpoints a window of a second or more).
 # data.num_shards fixes the data order whatever the number of processes, so the runs see the same batches.
+# (Pre-training one backbone instead of two spares every process of every run a traced and compiled train step.)
 RECIPE = ["--config=tests/training/tiny_main_config.py", "--config.num_train_steps=12",
           "--config.checkpoint_every_steps=4", "--config.eval_every_steps=6", "--config.log_every_steps=1",
           "--config.batch_size=4", "--config.pretrain.steps=2", "--config.data.num_shards=2", "--config.eval.limit=3",
           "--config.eval.num_samples=2"]
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    """RECIPE with a random deblur backbone written as a model directory (no compiling: random numpy values)."""
+    from restorenet_jax.models.arch import ModelArch
+    from restorenet_jax.training.stage import model_arch
+    from tests.checkpoint_fixtures import random_params
+    from tests.training.tiny_main_config import get_config
+
+    backbone = ModelArch("baseline", backbone=model_arch(get_config()).deblur)
+    path = tmp_path_factory.mktemp("deblur") / "model"
+    model_dir.save_model_dir(path, random_params(backbone, seed=1, scale=0.1), backbone)
+    return [*RECIPE, f"--config.init.deblur={path}"]
 
 
 def _free_port() -> int:
@@ -71,9 +87,9 @@ def _run(workdir: Path, processes: int, devices: int, *flags: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def one_process(tmp_path_factory):
+def one_process(tmp_path_factory, recipe):
     workdir = tmp_path_factory.mktemp("one") / "run"
-    _run(workdir, 1, 4, *RECIPE)
+    _run(workdir, 1, 4, *recipe)
     return workdir
 
 
@@ -90,12 +106,12 @@ def _last_logged_step(workdir: Path) -> int:
     return max(steps, default=0)
 
 
-def test_one_process_killed_between_checkpoints_resumes_bit_exact(one_process, tmp_path):
+def test_one_process_killed_between_checkpoints_resumes_bit_exact(one_process, recipe, tmp_path):
     """SIGKILL strictly between checkpoints of the main stage (after step 4's, before the final step 12's), then the
     same command again: same data order after the resume and deterministic steps, so the same bits as the
     uninterrupted run."""
     workdir = tmp_path / "run"
-    [proc] = _start(workdir, 1, 4, *RECIPE)
+    [proc] = _start(workdir, 1, 4, *recipe)
     deadline = time.monotonic() + 600
     while proc.poll() is None and time.monotonic() < deadline:
         if (workdir / "checkpoints" / "4").is_dir() and _last_logged_step(workdir) > 4:
@@ -108,7 +124,7 @@ def test_one_process_killed_between_checkpoints_resumes_bit_exact(one_process, t
     assert interrupted_at is not None and 4 <= interrupted_at < 12
     assert not (workdir / "report.json").exists()
 
-    _run(workdir, 1, 4, *RECIPE)
+    _run(workdir, 1, 4, *recipe)
     assert checkpoints.TrainCheckpointer(workdir).latest_step() == 12
     import jax
 
@@ -116,10 +132,10 @@ def test_one_process_killed_between_checkpoints_resumes_bit_exact(one_process, t
 
 
 def _kill_second_process_once_training_started(procs: list[subprocess.Popen], workdir: Path) -> float:
-    """SIGKILLs process 1 as soon as the deblur backbone is pre-trained (denoise pre-training, the main stage and the
-    final evaluation are still ahead: seconds of work even with every program cached); returns the kill time."""
+    """SIGKILLs process 1 as soon as the denoise backbone is pre-trained (the main stage and the final evaluation
+    are still ahead: seconds of work even with every program cached); returns the kill time."""
     deadline = time.monotonic() + 600
-    while not model_dir.is_model_dir(workdir / "pretrain" / "deblur" / "model"):
+    while not model_dir.is_model_dir(workdir / "pretrain" / "denoise" / "model"):
         assert time.monotonic() < deadline and all(p.poll() is None for p in procs), _errors(workdir)
         time.sleep(0.05)
     assert all(p.poll() is None for p in procs), "the run finished before a process could be lost"
@@ -127,14 +143,14 @@ def _kill_second_process_once_training_started(procs: list[subprocess.Popen], wo
     return time.monotonic()
 
 
-def test_two_processes_lose_one_resume_and_equal_one_process(one_process, tmp_path):
+def test_two_processes_lose_one_resume_and_equal_one_process(one_process, recipe, tmp_path):
     # One run covers both parameter layouts: with a 64-element threshold the tiny model's large kernels are split
     # over the devices of both processes and its biases and norms stay replicated. The run loses a process partway
     # and is restarted with the same command, as an operator would: it must still end where one process ends.
     shard_params_min_size = 64
     bound = 15
     workdir = tmp_path / "run"
-    flags = [*RECIPE, f"--config.shard_params_min_size={shard_params_min_size}",
+    flags = [*recipe, f"--config.shard_params_min_size={shard_params_min_size}",
              f"--config.cluster.heartbeat_timeout_s={bound}", "--config.cluster.shutdown_timeout_s=10"]
     procs = _start(workdir, 2, 2, *flags)
     killed_at = _kill_second_process_once_training_started(procs, workdir)
@@ -149,12 +165,12 @@ def test_two_processes_lose_one_resume_and_equal_one_process(one_process, tmp_pa
             or ("Connection closed by peer" in survivor and "Some timed out task names:\n1\n" in survivor)), \
         survivor[-3000:]
     assert not (workdir / "report.json").exists()
-    deblur = workdir / "pretrain" / "deblur" / "model"
-    kept = {str(f.relative_to(deblur)): f.stat().st_mtime_ns for f in deblur.rglob("*") if f.is_file()}
+    denoise = workdir / "pretrain" / "denoise" / "model"
+    kept = {str(f.relative_to(denoise)): f.stat().st_mtime_ns for f in denoise.rglob("*") if f.is_file()}
 
     # Every process restarted with the same command: the finished backbone is kept, the rest resumes and completes.
     _run(workdir, 2, 2, *flags)
-    assert {str(f.relative_to(deblur)): f.stat().st_mtime_ns for f in deblur.rglob("*") if f.is_file()} == kept
+    assert {str(f.relative_to(denoise)): f.stat().st_mtime_ns for f in denoise.rglob("*") if f.is_file()} == kept
     logs = _logs(workdir)
     assert "process 1 of 2" in logs[1]
     assert json.loads((workdir / "config.json").read_text())["shard_params_min_size"] == shard_params_min_size
@@ -175,9 +191,9 @@ def test_two_processes_lose_one_resume_and_equal_one_process(one_process, tmp_pa
     for key in ("input_ssim", "output_ssim"):
         assert abs(report["overall"][key] - ref_report["overall"][key]) < 1e-6
 
-    # Pre-trained backbones, the best model and the side-by-side image, each written once by process 0.
-    for branch in ("deblur", "denoise"):
-        assert model_dir.is_model_dir(workdir / "pretrain" / branch / "model")
+    # The pre-trained backbone, the best model and the side-by-side image, each written once by process 0.
+    assert model_dir.is_model_dir(workdir / "pretrain" / "denoise" / "model")
+    assert not (workdir / "pretrain" / "deblur").exists()  # given as a model directory
     best_arch, best = model_dir.load_model_dir(workdir / checkpoints.BEST)
     assert best_arch.kind == "restorenet" and set(best) == set(got)
     assert (workdir / "side_by_side.png").is_file() and (workdir / "report.md").is_file()
