@@ -59,12 +59,12 @@ def _summary_writer_class():
     """tensorboardX's SummaryWriter, imported without PyTorch: tensorboardX imports torch whenever it is installed
     (only to accept torch tensors), which costs a training process ~2 s of start-up; scalars and numpy images need
     none of it. A process that already imported torch keeps it."""
-    if "torch" in sys.modules:
-        from tensorboardX import SummaryWriter
-        return SummaryWriter
-    sys.modules["torch"] = None  # makes `import torch` raise ImportError, which tensorboardX handles
+    hide = "torch" not in sys.modules
+    if hide:
+        sys.modules["torch"] = None  # makes `import torch` raise ImportError, which tensorboardX handles
     try:
         from tensorboardX import SummaryWriter
     finally:
-        del sys.modules["torch"]
+        if hide:
+            del sys.modules["torch"]
     return SummaryWriter

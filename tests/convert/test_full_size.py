@@ -17,12 +17,13 @@ from restorenet_jax.convert import torch_models as tm
 
 
 @pytest.mark.slow
-def test_full_size_checkpoint_converts_and_runs(tmp_path, name="gopro64", backbone=GOPRO_W64, expected_m=112.0):
+def test_full_size_checkpoint_converts_and_runs(tmp_path):
     torch.manual_seed(0)
+    name, backbone = "gopro64", GOPRO_W64
     arch = ModelArch("baseline", backbone=backbone)
     net = tm.from_arch(arch, seed=0)
     n_params = sum(p.numel() for p in net.parameters())
-    assert abs(n_params / 1e6 - expected_m) < 0.5
+    assert abs(n_params / 1e6 - 112.0) < 0.5
     src = tmp_path / f"{name}.pth"
     torch.save({"params": net.state_dict()}, src)
     out = tmp_path / name
