@@ -73,6 +73,39 @@ def test_static_noise_falls_by_sqrt_n_and_moving_object_is_not_ghosted():
     assert err_fused <= err_single  # the object is not ghosted
 
 
+def _fused_with_noise(t=2):
+    c = dark_clip(n=5, h=80, w=112, seed=1, shake=0.0, speed=4.0)  # shot + read noise: brighter parts are noisier
+    fused, var = list(temporal.fuse_stream(c.noisy, 2, noise=True))[t]
+    static = ~c.moving.any(axis=0)
+    static[:4], static[-4:], static[:, :4], static[:, -4:] = False, False, False, False
+    return c.clean[t], fused, var, static, c.moving[t]
+
+
+def test_fused_noise_variance_is_measured_where_it_is():
+    clean, fused, var, static, moving = _fused_with_noise()
+    err2 = np.mean(np.square(fused - clean), axis=-1)
+    level = clean.mean(axis=-1)
+    dark, bright = static & (level < np.quantile(level[static], 0.3)), static & (level > np.quantile(level[static], 0.7))
+    for part in (static, dark, bright):
+        assert 0.7 < np.mean(var[part]) / np.mean(err2[part]) < 1.4
+    assert np.mean(var[bright]) > 1.5 * np.mean(var[dark])  # measured locally, not one level for the frame
+    assert np.median(var[moving]) > 2 * np.median(var[static])  # the unfused moving object keeps its noise
+
+
+def test_detail_an_oversmoothing_model_removed_comes_back_and_a_good_output_stays():
+    clean, fused, var, static, _ = _fused_with_noise()
+    box = temporal.FusionOptions().detail_box
+
+    def err(x):
+        return np.mean(np.square(x - clean)[static])
+
+    smoothed = cv2.GaussianBlur(fused, (0, 0), 1.5)  # removes the noise and the scene's texture with it
+    assert err(temporal.keep_detail(fused, smoothed, var, box)) < 0.7 * err(smoothed)
+    # A model that removed exactly the noise: its output is all but kept.
+    assert err(temporal.keep_detail(fused, clean, var, box)) < 0.25 * err(fused)
+    assert np.array_equal(temporal.keep_detail(fused, smoothed, None, box), np.clip(smoothed, 0, 1))
+
+
 def test_restored_frames_are_fused_again_after_the_model():
     c = dark_clip(n=7, h=80, w=112, seed=1, shake=0.0, speed=4.0)
     static = ~c.moving.any(axis=0)

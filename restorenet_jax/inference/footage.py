@@ -37,7 +37,9 @@ from restorenet_jax.inference.media_io import UnreadableImage
 
 # float32 [B, H, W, 3] in [0, 1] -> [B, H, W, 3] (numpy or a device array still being computed; clipped here).
 FramesFn = Callable[[np.ndarray], Any]
-MANIFEST_VERSION = 1
+# 2: the model's output for a fused frame gets back the detail it removed beyond the frame's noise (a job begun
+# before that would mix two kinds of frames, so it is not resumed).
+MANIFEST_VERSION = 2
 
 
 class FootageError(OSError):
@@ -232,14 +234,21 @@ def _restored(frames_fn: FramesFn, frames: Iterator[np.ndarray], batch: int, lim
         yield from np.clip(np.asarray(pending[0])[:pending[1]], 0.0, 1.0)
 
 
-def _restore_into(frames_fn: FramesFn, frames: Iterator[np.ndarray], segments: _Segments, limit: Optional[int],
+def _restore_into(frames_fn: FramesFn, frames: Iterator[Any], segments: _Segments, limit: Optional[int],
                   bar: tqdm, post_k: int = 0, post_drop: int = 0) -> None:
     """Restores `frames` into `segments`, `limit` frames in all (None: until the source ends).
 
-    With `post_k`, each restored frame is fused with its +-post_k restored neighbours (`temporal.fuse_stream`);
-    the first `post_drop` frames are a resumed job's context, restored again but not written.
+    With `post_k`, `frames` are fused frames with their noise variance (`temporal.fuse_stream(..., noise=True)`):
+    the detail the model removed beyond that noise is put back (`temporal.with_detail`) and each restored frame is
+    fused with its +-post_k restored neighbours (`temporal.fuse_stream`); the first `post_drop` frames are a
+    resumed job's context, restored again but not written.
     """
-    out = _restored(frames_fn, frames, segments.opts.batch, None if limit is None else limit + post_drop)
+    count = None if limit is None else limit + post_drop
+    if post_k:
+        out = temporal.with_detail(lambda f: _restored(frames_fn, f, segments.opts.batch, count), frames,
+                                   temporal.FusionOptions().detail_box)
+    else:
+        out = _restored(frames_fn, frames, segments.opts.batch, count)
     if post_k:
         out = temporal.fuse_stream(out, post_k, drop=post_drop, opts=temporal.FusionOptions().after_model())
     for y in out:  # clipped again: bicubic resampling in the fusion can overshoot [0, 1] a little
@@ -310,7 +319,7 @@ def _run_job(frames_fn: FramesFn, source: str | Path, dst: Path, work: Path, ide
     if k is None:  # a fresh job: "auto" decides from the first frame, and the manifest keeps the decision
         k, frames = _temporal_radius(opts.temporal, frames)
     if k:
-        frames = temporal.fuse_stream(frames, k, drop=context)
+        frames = temporal.fuse_stream(frames, k, drop=context, noise=True)
     if manifest is None:
         # Nothing is created under the output's name until the video is complete (`_publish`): a job killed before
         # then leaves only its hidden work folder, never an empty or partial OUT/name.mp4.
