@@ -18,7 +18,7 @@ on the restored frames themselves (their flow is far cleaner than the noisy fram
 differs from frame to frame and averages out too. On the footage benchmark (240x320 clips of 12 frames, the demo
 model), radius 4 before and after the model gains +1.9 to +4.7 dB over single frames (+3.8 to +4.7 on
 independent noise; +1.9 and +2.9 on CCTV and H.264 noise, which neighbouring frames partly share) and +0.5 to +3.2
-dB inside the moving figure, for 1.4-1.8x the single-frame time; without `keep_detail`, +1.9 to +3.2 dB.
+dB inside the moving figure, for 1.3-1.8x the single-frame time; without `keep_detail`, +1.9 to +3.2 dB.
 
 `fuse_stream` is the streaming form used by footage jobs (a ring buffer of 4k+1 frames; `drop` skips the context
 frames a resumed job re-reads before its first new frame, so its outputs equal an uninterrupted run's);

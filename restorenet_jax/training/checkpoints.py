@@ -17,7 +17,9 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
-from orbax.checkpoint._src.metadata import array_metadata_store  # not exported; the version is pinned
+# Not exported (the version is pinned): the metadata store orbax's own array handler gets, and the registry itself.
+from orbax.checkpoint._src.metadata import array_metadata_store
+from orbax.checkpoint._src.serialization import type_handler_registry
 
 from restorenet_jax.models import model_dir
 from restorenet_jax.models.arch import ModelArch
@@ -33,11 +35,11 @@ CORRUPT = "corrupt_checkpoints"
 # written whole by one replica (a tiny model on 4 devices: ~1800 slicing operations and ~4 s of CPU per process's
 # run of five checkpoints, gone); large kernels are still split.
 MIN_REPLICA_PARALLEL_BYTES = 1 << 20
-ocp.type_handlers.register_type_handler(
+type_handler_registry.GLOBAL_TYPE_HANDLER_REGISTRY.add(  # what register_type_handler does, without its warning
     jax.Array, ocp.type_handlers.ArrayHandler(
         min_slice_bytes_for_replica_parallel=MIN_REPLICA_PARALLEL_BYTES,
         array_metadata_store=array_metadata_store.Store()),  # as orbax's default handler has
-    override=True)
+    None, override=True, ignore_warnings=True)
 
 
 class CorruptCheckpointError(RuntimeError):
