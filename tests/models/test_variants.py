@@ -1,6 +1,7 @@
 """The original RestoreNet's extra-model variants build, run on odd sizes, and keep the parameter names training relies on;
 bf16 compute keeps float32 parameters and stays close to float32."""
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +10,8 @@ import pytest
 
 from restorenet_jax.inference.restorer import Restorer
 from restorenet_jax.models.arch import NAMED_EXTRAS, ModelArch
-from restorenet_jax.models.restorenet import abstract_params, build_model
+from restorenet_jax.models.layers import pad_to_multiple
+from restorenet_jax.models.restorenet import RestoreNet, abstract_params, build_model
 from tests.checkpoint_fixtures import TINY_ARCHS, TINY_DEBLUR, TINY_DENOISE, random_params
 
 
@@ -34,8 +36,15 @@ def test_each_extra_variant_runs_on_an_odd_size(name):
     params = random_params(arch, seed=0, scale=0.1)
     assert set(params) >= {"deblur", "denoise", "extra"}
     assert ("refine_0" in params) == extra.refine_conv
-    y = jax.jit(build_model(arch).apply)({"params": params}, jnp.ones((1, 21, 27, 3)) * 0.5)
-    assert y.shape == (1, 21, 27, 3) and bool(jnp.isfinite(y).all())
+    # What the variant changes: the extra network (and refine convs) on the two residuals of an odd-sized input
+    # padded as RestoreNet pads it; the backbones' outputs are stand-ins (the backbones are tested elsewhere).
+    x = pad_to_multiple(jnp.ones((1, 21, 27, 3)) * 0.5, arch.pad_multiple)
+    assert x.shape[1:3] != (21, 27)
+    rng = np.random.default_rng(0)
+    deblurred, denoised = (x + 0.05 * jnp.asarray(rng.standard_normal(x.shape), jnp.float32) for _ in range(2))
+    combine = jax.jit(functools.partial(build_model(arch).apply, method=RestoreNet._combine))
+    y = combine({"params": params}, x, deblurred, denoised)
+    assert y.shape == x.shape and bool(jnp.isfinite(y).all()) and float(jnp.abs(y - x).max()) > 0
 
 
 def test_bf16_compute_keeps_fp32_params_and_close_output():
