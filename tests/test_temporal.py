@@ -106,6 +106,19 @@ def test_detail_an_oversmoothing_model_removed_comes_back_and_a_good_output_stay
     assert np.array_equal(temporal.keep_detail(fused, smoothed, None, box), np.clip(smoothed, 0, 1))
 
 
+def test_a_neighbour_across_a_scene_cut_gets_no_weight():
+    a, b = dark_clip(n=2, h=48, w=64, seed=1, shake=0.0), dark_clip(n=2, h=48, w=64, seed=9, brightness=0.6)
+    frames = np.concatenate([a.noisy, b.noisy])  # the scene changes between frames 1 and 2
+    fused, var = list(temporal.fuse_stream(frames, 1, noise=True))[1]  # frame 1 with frames 0 and 2
+    err = np.mean(np.square(fused - a.clean[1]))
+    assert err < 0.75 * np.mean(np.square(a.noisy[1] - a.clean[1]))  # frame 0 counted: the noise fell
+    assert err < 0.25 * np.mean(np.square(0.5 * (a.clean[1] + b.clean[0]) - a.clean[1]))  # frame 2 did not
+    assert var is not None
+    # No neighbour at all (a one-frame video): no noise measured, and the model's output stands.
+    [(alone, none)] = list(temporal.fuse_stream(a.noisy[:1], 2, noise=True))
+    assert none is None and np.array_equal(alone, a.noisy[0])
+
+
 def test_restored_frames_are_fused_again_after_the_model():
     c = dark_clip(n=7, h=80, w=112, seed=1, shake=0.0, speed=4.0)
     static = ~c.moving.any(axis=0)

@@ -43,6 +43,11 @@ AUTO_NOISE = 0.004
 # The radius `--temporal auto` uses: radius 4 (9 frames) restores +0.3-0.5 dB better than 2 on the footage
 # benchmark; each neighbour costs one flow (~6 ms per 240x320 pair at the default preset) and one resampling.
 AUTO_K = 4
+# How much more residual noise than the best-aligned neighbour's a neighbour may show before it is judged by the
+# best one's (`fuse`). Neighbours of one scene differ by a little (motion, the distance in time): judging every
+# neighbour by the smallest (a ratio of 1) cost up to 0.6 dB on the footage benchmark, 1.5 up to 0.13 dB, 4 at most
+# 0.02 dB; a neighbour across a scene cut showed ~100x.
+CUT_RATIO = 4.0
 
 
 def post_radius(k: int) -> int:
@@ -107,14 +112,22 @@ def _as_float(frame: np.ndarray) -> np.ndarray:
     return a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
 
 
-def fusion_weights(ref: np.ndarray, warped: np.ndarray, valid: np.ndarray, opts: FusionOptions) -> np.ndarray:
-    """[H, W] weights in [0, 1] of an aligned neighbour `warped` for the reference frame `ref` ([H, W, 3] float)."""
-    diff = warped - ref
-    d2 = _channel_mean(np.square(diff))
-    r = diff[::3, ::3].ravel()
-    # The residual of two aligned noisy frames has twice the noise variance; its median absolute deviation
-    # (1.4826 MAD = std for Gaussian noise) ignores the few pixels the alignment got wrong.
-    sigma2 = float(np.square(1.4826 * np.median(np.abs(r - np.median(r))))) + 1e-8
+def residual_noise(ref: np.ndarray, warped: np.ndarray) -> float:
+    """Variance of the noise in the residual of an aligned neighbour `warped` against `ref` ([H, W, 3] float).
+
+    The residual of two aligned noisy frames has twice the noise variance; its median absolute deviation
+    (1.4826 MAD = std for Gaussian noise) ignores the few pixels the alignment got wrong.
+    """
+    r = (warped - ref)[::3, ::3].ravel()
+    return float(np.square(1.4826 * np.median(np.abs(r - np.median(r))))) + 1e-8
+
+
+def fusion_weights(ref: np.ndarray, warped: np.ndarray, valid: np.ndarray, opts: FusionOptions,
+                   sigma2: Optional[float] = None) -> np.ndarray:
+    """[H, W] weights in [0, 1] of an aligned neighbour `warped` for the reference frame `ref` ([H, W, 3] float);
+    `sigma2`: the residual noise variance to judge it by (default: its own, `residual_noise`)."""
+    d2 = _channel_mean(np.square(warped - ref))
+    sigma2 = residual_noise(ref, warped) if sigma2 is None else sigma2
     ratio = cv2.blur(d2, (opts.box, opts.box), borderType=cv2.BORDER_REFLECT) / sigma2
     w = np.clip((opts.hi - ratio) / (opts.hi - opts.lo), 0.0, 1.0)
     # Eroded validity: a sample point near the frame edge that fell outside is replaced by replicated edge pixels.
@@ -123,20 +136,28 @@ def fusion_weights(ref: np.ndarray, warped: np.ndarray, valid: np.ndarray, opts:
 
 
 def fuse(ref: np.ndarray, ref_gray: np.ndarray, neighbours: Sequence[tuple[np.ndarray, np.ndarray]],
-         aligner: alignment.Aligner, opts: FusionOptions = FusionOptions()) -> tuple[np.ndarray, np.ndarray]:
+         aligner: alignment.Aligner, opts: FusionOptions = FusionOptions()) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Frame `ref` fused with its `neighbours` ((frame, flow image) pairs), all [H, W, 3] float in [0, 1].
+
+    Each neighbour is judged by its own residual noise (`residual_noise`), but by no more than `CUT_RATIO` times
+    the smallest among the neighbours: the noise is the same in every frame, and a neighbour that does not show
+    the scene at all (across a scene cut, a camera switching views) has a residual whose spread is large
+    everywhere; judged by that spread alone it would look consistent and be averaged in.
 
     Returns:
       the weighted mean (float32 [H, W, 3]; the reference always has weight 1) and the variance of its noise
-      (float32 [H, W], `_mean_noise`), which `keep_detail` compares with what the model removes.
+      (float32 [H, W], `_mean_noise`; None if no neighbour counted), which `keep_detail` compares with what the
+      model removes.
     """
+    aligned = [alignment.align(aligner, ref_gray, gray, frame) for frame, gray in neighbours]
+    own = [residual_noise(ref, warped) for warped, _ in aligned]
+    cap = CUT_RATIO * min(own, default=0.0)
     acc = ref.astype(np.float32, copy=True)
     total = np.ones(ref.shape[:2], np.float32)
     total_sq = total.copy()
     acc_sq = _channel_mean(np.square(acc))
-    for frame, gray in neighbours:
-        warped, valid = alignment.align(aligner, ref_gray, gray, frame)
-        w = fusion_weights(ref, warped, valid, opts)
+    for (warped, valid), sigma2 in zip(aligned, own):
+        w = fusion_weights(ref, warped, valid, opts, min(sigma2, cap))
         acc += w[..., None] * warped
         acc_sq += w * _channel_mean(np.square(warped))
         total += w
@@ -150,7 +171,7 @@ def _channel_mean(x: np.ndarray) -> np.ndarray:
     return (x.reshape(-1, x.shape[-1]) @ np.full(x.shape[-1], 1 / x.shape[-1], np.float32)).reshape(x.shape[:2])
 
 
-def _mean_noise(spread: np.ndarray, total: np.ndarray, total_sq: np.ndarray, box: int) -> np.ndarray:
+def _mean_noise(spread: np.ndarray, total: np.ndarray, total_sq: np.ndarray, box: int) -> Optional[np.ndarray]:
     """Per-pixel noise variance of a weighted mean of frames.
 
     `spread` is the weighted sum of squared deviations of the aligned samples from their mean, whose expectation
@@ -158,9 +179,12 @@ def _mean_noise(spread: np.ndarray, total: np.ndarray, total_sq: np.ndarray, box
     is measured locally (over a `box` window: noise of dark, bright, flat and textured parts differs) from these
     samples themselves, so no noise model is assumed; where the window holds too few neighbour samples (a moving
     object no neighbour matched), the frame's overall level stands in. The mean's noise is sigma^2 W2 / W^2.
+    None where no neighbour counted anywhere (a scene cut): there is nothing to measure the noise by.
     """
     dof = total - total_sq / total
-    overall = float(spread.sum() / dof.sum()) if dof.sum() > 1e-3 else 0.0
+    if dof.sum() < 1.0:
+        return None
+    overall = float(spread.sum() / dof.sum())
     local_dof = cv2.blur(dof, (box, box), borderType=cv2.BORDER_REFLECT)
     local = cv2.blur(np.maximum(spread, 0.0), (box, box), borderType=cv2.BORDER_REFLECT) / np.maximum(local_dof, 1e-3)
     sigma2 = np.where(local_dof > 0.5, local, np.float32(overall))
