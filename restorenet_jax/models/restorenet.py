@@ -222,7 +222,15 @@ def _compiled_init(arch: ModelArch, size: int, options: tuple, rng_shape: tuple,
 
 
 def abstract_params(arch: ModelArch) -> dict:
-    """Parameter shapes/dtypes without computing anything (jax.eval_shape), for full-size models and restores."""
+    """Parameter shapes/dtypes without computing anything (jax.eval_shape), for full-size models and restores.
+
+    Traced once per architecture and process: tracing every initialiser of a model costs seconds even at tiny
+    widths, and loading a model directory, converting a checkpoint and restoring each ask for it."""
+    return jax.tree_util.tree_map(lambda leaf: leaf, _abstract_params(arch))  # a fresh tree: callers may edit it
+
+
+@functools.lru_cache(maxsize=16)
+def _abstract_params(arch: ModelArch) -> dict:
     model = build_model(arch)
     size = arch.pad_multiple
     return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, size, size, 3))))["params"]
