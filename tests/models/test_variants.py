@@ -48,7 +48,8 @@ def test_each_extra_variant_runs_on_an_odd_size(name):
 
 
 def test_bf16_compute_keeps_fp32_params_and_close_output():
-    arch = TINY_ARCHS["restorenet"]
+    # The Baseline (every layer kind of the backbones); RestoreNet's bf16 program is checked with the cast-once test.
+    arch = TINY_ARCHS["baseline"]
     params = random_params(arch, seed=2, scale=0.1)
     x = np.random.default_rng(0).random((24, 40, 3), dtype=np.float32)
     fp32 = Restorer(arch, params)(x, clip=False)
