@@ -149,15 +149,21 @@ def fuse(ref: np.ndarray, ref_gray: np.ndarray, neighbours: Sequence[tuple[np.nd
       (float32 [H, W], `_mean_noise`; None if no neighbour counted), which `keep_detail` compares with what the
       model removes.
     """
-    aligned = [alignment.align(aligner, ref_gray, gray, frame) for frame, gray in neighbours]
-    own = [residual_noise(ref, warped) for warped, _ in aligned]
+    aligned, own = [], []
+    for frame, gray in neighbours:
+        warped, valid = alignment.align(aligner, ref_gray, gray, frame)
+        own.append(residual_noise(ref, warped))
+        # Kept until every neighbour's noise is known, in half precision (7 instead of 16 bytes a pixel; the
+        # rounding, < 1/4000, is far below a grey level): 2k frames at once weigh on 4K footage.
+        aligned.append((warped.astype(np.float16), valid.astype(bool)))
     cap = CUT_RATIO * min(own, default=0.0)
     acc = ref.astype(np.float32, copy=True)
     total = np.ones(ref.shape[:2], np.float32)
     total_sq = total.copy()
     acc_sq = _channel_mean(np.square(acc))
-    for (warped, valid), sigma2 in zip(aligned, own):
-        w = fusion_weights(ref, warped, valid, opts, min(sigma2, cap))
+    for (warped16, valid), sigma2 in zip(aligned, own):
+        warped = warped16.astype(np.float32)
+        w = fusion_weights(ref, warped, valid.astype(np.uint8), opts, min(sigma2, cap))
         acc += w[..., None] * warped
         acc_sq += w * _channel_mean(np.square(warped))
         total += w
