@@ -245,12 +245,12 @@ def _restore_into(frames_fn: FramesFn, frames: Iterator[Any], segments: _Segment
     """
     count = None if limit is None else limit + post_drop
     if post_k:
+        opts = temporal.FusionOptions()
         out = temporal.with_detail(lambda f: _restored(frames_fn, f, segments.opts.batch, count), frames,
-                                   temporal.FusionOptions().detail_box)
+                                   opts.detail_box)
+        out = temporal.fuse_stream(out, post_k, drop=post_drop, opts=opts.after_model())
     else:
         out = _restored(frames_fn, frames, segments.opts.batch, count)
-    if post_k:
-        out = temporal.fuse_stream(out, post_k, drop=post_drop, opts=temporal.FusionOptions().after_model())
     for y in out:  # clipped again: bicubic resampling in the fusion can overshoot [0, 1] a little
         segments.write(np.round(np.clip(y, 0.0, 1.0) * 255.0).astype(np.uint8))
         bar.update(1)

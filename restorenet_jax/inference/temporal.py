@@ -123,11 +123,10 @@ def residual_noise(ref: np.ndarray, warped: np.ndarray) -> float:
 
 
 def fusion_weights(ref: np.ndarray, warped: np.ndarray, valid: np.ndarray, opts: FusionOptions,
-                   sigma2: Optional[float] = None) -> np.ndarray:
-    """[H, W] weights in [0, 1] of an aligned neighbour `warped` for the reference frame `ref` ([H, W, 3] float);
-    `sigma2`: the residual noise variance to judge it by (default: its own, `residual_noise`)."""
+                   sigma2: float) -> np.ndarray:
+    """[H, W] weights in [0, 1] of an aligned neighbour `warped` for the reference frame `ref` ([H, W, 3] float),
+    judged against the residual noise variance `sigma2` (`residual_noise`, capped in `fuse`)."""
     d2 = _channel_mean(np.square(warped - ref))
-    sigma2 = residual_noise(ref, warped) if sigma2 is None else sigma2
     ratio = cv2.blur(d2, (opts.box, opts.box), borderType=cv2.BORDER_REFLECT) / sigma2
     w = np.clip((opts.hi - ratio) / (opts.hi - opts.lo), 0.0, 1.0)
     # Eroded validity: a sample point near the frame edge that fell outside is replaced by replicated edge pixels.
@@ -312,14 +311,10 @@ def restore_clip(restore_batch_fn: Callable[[np.ndarray], Any], frames: Sequence
     """
 
     def restore(stream: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-        chunk: list[np.ndarray] = []
-        for f in itertools.chain(stream, [None]):
-            if f is not None:
-                chunk.append(_as_float(f))
-            if chunk and (len(chunk) == batch or f is None):
-                x = np.stack(chunk + [chunk[-1]] * (batch - len(chunk)))
-                yield from np.clip(np.asarray(restore_batch_fn(x), np.float32)[:len(chunk)], 0.0, 1.0)
-                chunk.clear()
+        stream = iter(stream)
+        while chunk := [_as_float(f) for f in itertools.islice(stream, batch)]:
+            x = np.stack(chunk + [chunk[-1]] * (batch - len(chunk)))
+            yield from np.clip(np.asarray(restore_batch_fn(x), np.float32)[:len(chunk)], 0.0, 1.0)
 
     if not k:
         return np.stack(list(restore(iter(frames))))
